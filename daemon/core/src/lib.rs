@@ -1,0 +1,37 @@
+//! # eew-core — the pure domain of eewgate
+//!
+//! eewgate is an Earthquake Early Warning (緊急地震速報, EEW) receiving appliance for
+//! buildings. This crate is its pure core: it takes values (telegram bytes, settings,
+//! `now`) and returns values (reports, predictions, decisions). It performs no I/O, reads
+//! no clock, spawns nothing and never blocks; the `eewgate` binary is the imperative shell
+//! around it. `chrono` is used without its `clock` feature, so reading the time here does
+//! not even compile.
+//!
+//! ## Map
+//!
+//! - [`telegram`] — parsers for every EEW input format into one [`Report`], with
+//!   validation: invalid input becomes a [`telegram::Rejection`] with a reason, never a
+//!   report and never a panic.
+//! - [`report`] — the normalized report and its public JSON schema.
+//! - [`intensity`] — JMA intensity and long-period classes, and predicted ranges.
+//! - [`codes`] — JMA code tables compiled in (areas, epicentres, regions, prefectures).
+//!
+//! ## Invariants
+//!
+//! - A [`Report`] value has passed every check of its format and the common checks in
+//!   `telegram::finish`: known codes, ranges, cross-field consistency.
+//! - All times are JST (+09:00).
+//! - The same report received in two formats yields the same `event_id`, `serial`, `kind`
+//!   and area forecasts.
+
+pub mod codes;
+pub mod intensity;
+pub mod report;
+pub mod telegram;
+
+pub use intensity::{Intensity, IntensityRange, LongPeriodRange, Upper};
+pub use report::{
+    Accuracy, AreaForecast, EventId, Flags, Format, Hypocenter, InfoType, IntensityChange,
+    IssuingSystem, JstTime, Kind, LandOrSea, Product, RegionLevel, Report, Status, WarnedRegion,
+};
+pub use telegram::{Reason, Rejection, parse};

@@ -1,0 +1,120 @@
+//! Command-line interface.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use eew_core::telegram::{self, MAX_INPUT_BYTES};
+use serde_json::{Value, json};
+
+/// Earthquake Early Warning (緊急地震速報) receiving appliance for buildings.
+#[derive(Debug, Parser)]
+#[command(name = "eewgate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and validate EEW telegrams; print one JSON object per input (JSON Lines).
+    ///
+    /// Accepts JMA code telegrams, JMA XML (VXSE42/43/44/45), DM-D.S.S eew-information
+    /// JSON and Wolfx jma_eew JSON; the format is detected from the content. Exits 1 when
+    /// any input was rejected or could not be read.
+    Parse {
+        /// Files to parse; `-` reads one telegram from standard input.
+        #[arg(required = true, value_name = "FILE")]
+        inputs: Vec<PathBuf>,
+        /// Pretty-print each object over several lines (no longer JSON Lines).
+        #[arg(long)]
+        pretty: bool,
+    },
+}
+
+/// Runs the command line; the exit code reflects the inputs, errors are I/O on stdout.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Parse { inputs, pretty } => parse_command(&inputs, pretty),
+    }
+}
+
+fn parse_command(inputs: &[PathBuf], pretty: bool) -> anyhow::Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut all_ok = true;
+    for input in inputs {
+        let name = input.to_string_lossy().into_owned();
+        let line = match read_input(input) {
+            Err(err) => {
+                all_ok = false;
+                tracing::warn!(input = %name, error = %err, "input unreadable");
+                json!({
+                    "error": "unreadable",
+                    "reason": "io",
+                    "message": format!("{err:#}"),
+                    "input": name,
+                })
+            }
+            Ok(bytes) => match telegram::parse(&bytes) {
+                Ok(report) => {
+                    tracing::debug!(event_id = %report.event_id, serial = report.serial, input = %name, "parsed");
+                    let mut value =
+                        serde_json::to_value(&report).context("serializing a report")?;
+                    if let Value::Object(map) = &mut value {
+                        map.insert("input".into(), Value::String(name));
+                    }
+                    value
+                }
+                Err(rejection) => {
+                    all_ok = false;
+                    tracing::info!(input = %name, reason = %rejection.reason, "rejected: {}", rejection.message);
+                    json!({
+                        "error": "rejected",
+                        "reason": rejection.reason.code(),
+                        "message": rejection.message,
+                        "input": name,
+                    })
+                }
+            },
+        };
+        if pretty {
+            serde_json::to_writer_pretty(&mut out, &line)?;
+        } else {
+            serde_json::to_writer(&mut out, &line)?;
+        }
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Reads at most one byte more than the parser accepts, so an endless or huge input
+/// is refused by the parser's size check instead of exhausting memory.
+fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    let limit = u64::try_from(MAX_INPUT_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+    } else {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        file.take(limit)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,26 @@
+//! `eewgate`: the Earthquake Early Warning receiving appliance for buildings.
+//!
+//! This binary is the imperative shell around the pure `eew-core`: it reads files,
+//! sockets, pins and the clock, and hands values to the core. For now it offers the
+//! `parse` command; the daemon (`run`, `demo`) follows.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EEWGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match cli::run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("eewgate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
