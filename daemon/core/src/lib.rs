@@ -16,6 +16,20 @@
 //! - [`intensity`] — JMA intensity and long-period classes, and predicted ranges.
 //! - [`codes`] — JMA code tables compiled in (areas, epicentres, regions, prefectures).
 //!
+//! ## Example
+//!
+//! ```
+//! let telegram = "37 03 00 110311144645 C11 110311144619 ND20110311144640 NCN001 \
+//!                 JD////////////// JN/// 287 N382 E1427 010 43 01 RK6620/ RT10/// RC///// 9999=";
+//! let report = eew_core::parse(telegram.as_bytes()).expect("a real first report of 2011-03-11");
+//! assert_eq!(report.event_id.as_str(), "20110311144640");
+//! assert_eq!(report.magnitude, Some(4.3));
+//! assert_eq!(report.hypocenter.as_ref().and_then(|h| h.name.as_deref()), Some("宮城県沖"));
+//!
+//! let rejection = eew_core::parse(b"37 03 00 110311144645 C11").expect_err("no terminator");
+//! assert_eq!(rejection.reason.code(), "truncated");
+//! ```
+//!
 //! ## Invariants
 //!
 //! - A [`Report`] value has passed every check of its format and the common checks in
