@@ -21,7 +21,7 @@ use quick_xml::events::{BytesDecl, BytesRef, BytesStart, Event};
 
 use super::{MAX_INPUT_BYTES, Reason, Rejection, finish, reject};
 use crate::codes;
-use crate::intensity::{Intensity, IntensityRange, LongPeriodRange, Upper};
+use crate::intensity::{Intensity, IntensityRange, LongPeriodRange};
 use crate::report::{
     Accuracy, AreaForecast, EventId, Flags, Format, Hypocenter, InfoType, IntensityChange, JstTime,
     Kind, LandOrSea, Product, RegionLevel, Report, Status, WarnedRegion,
@@ -39,10 +39,6 @@ pub const MAX_ELEMENTS: usize = 20_000;
 const ASSUMED_HYPOCENTER: &str = "仮定震源要素";
 /// `Area/Condition` of an area whose main motion has arrived.
 const ARRIVED: &str = "既に主要動到達と推測";
-/// Unknown intensity or long-period class in `From`/`To`.
-const UNKNOWN: &str = "不明";
-/// Open upper bound (程度以上) in `To`.
-const OVER: &str = "over";
 
 /// Parses one XML document.
 pub fn parse(bytes: &[u8]) -> Result<Report, Rejection> {
@@ -1004,95 +1000,27 @@ fn digit_code(s: &str, what: &str, allowed: &[u8]) -> Result<Option<u8>, Rejecti
 
 /// `ForecastInt` `From`/`To`: `None` when both are 不明.
 fn intensity_range(node: &Node<'_>) -> Result<Option<IntensityRange>, Rejection> {
-    let from = node.require_text("From")?;
-    let to = node.require_text("To")?;
-    match (from == UNKNOWN, to == UNKNOWN) {
-        (true, true) => return Ok(None),
-        (false, false) => {}
-        _ => {
-            return reject(
-                Reason::Inconsistent,
-                format!(
-                    "{} gives From {from:?} and To {to:?}: only one bound is 不明",
-                    node.path
-                ),
-            );
-        }
-    }
-    let class = |s: &str, which: &str| {
-        Intensity::from_xml(s).ok_or_else(|| {
-            Rejection::new(
-                Reason::InvalidField,
-                format!(
-                    "{}/{which} {:?} is not an intensity",
-                    node.path,
-                    truncate(s)
-                ),
-            )
-        })
-    };
-    let lower = class(from, "From")?;
-    let upper = if to == OVER {
-        Upper::Over
-    } else {
-        Upper::At(class(to, "To")?)
-    };
-    IntensityRange::new(lower, upper).map(Some).ok_or_else(|| {
-        Rejection::new(
-            Reason::Inconsistent,
-            format!(
-                "{}: the upper bound {to} is below the lower bound {from}",
-                node.path
-            ),
-        )
-    })
+    let bounds = (node.require_text("From")?, node.require_text("To")?);
+    super::from_to_range(
+        &node.path,
+        bounds,
+        "an intensity",
+        Intensity::from_xml,
+        IntensityRange::new,
+    )
 }
 
 /// `ForecastLgInt` `From`/`To` (classes 0–4, `To` may be `over`): `None` when both are
 /// 不明.
 fn long_period_range(node: &Node<'_>) -> Result<Option<LongPeriodRange>, Rejection> {
-    let from = node.require_text("From")?;
-    let to = node.require_text("To")?;
-    match (from == UNKNOWN, to == UNKNOWN) {
-        (true, true) => return Ok(None),
-        (false, false) => {}
-        _ => {
-            return reject(
-                Reason::Inconsistent,
-                format!(
-                    "{} gives From {from:?} and To {to:?}: only one bound is 不明",
-                    node.path
-                ),
-            );
-        }
-    }
-    let class = |s: &str, which: &str| {
-        LongPeriodRange::parse_class(s).ok_or_else(|| {
-            Rejection::new(
-                Reason::InvalidField,
-                format!(
-                    "{}/{which} {:?} is not a long-period class 0–4",
-                    node.path,
-                    truncate(s)
-                ),
-            )
-        })
-    };
-    let lower = class(from, "From")?;
-    let upper = if to == OVER {
-        Upper::Over
-    } else {
-        Upper::At(class(to, "To")?)
-    };
-    LongPeriodRange::new(lower, upper).map(Some).ok_or_else(|| {
-        Rejection::new(
-            Reason::Inconsistent,
-            format!(
-                "{}: the upper bound {to} is below the lower bound {from}",
-                node.path
-            ),
-        )
-    })
+    let bounds = (node.require_text("From")?, node.require_text("To")?);
+    super::from_to_range(
+        &node.path,
+        bounds,
+        "a long-period class 0–4",
+        LongPeriodRange::parse_class,
+        LongPeriodRange::new,
+    )
 }
 
 /// One `Pref/Area`. `Category/Kind/Code` is two digits: warning (1) or forecast (0), then
@@ -1286,6 +1214,7 @@ fn warned_regions(head: &Node<'_>) -> Result<Vec<WarnedRegion>, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intensity::Upper;
 
     macro_rules! fixture {
         ($name:literal) => {

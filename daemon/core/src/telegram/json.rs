@@ -739,44 +739,14 @@ fn area(r: &Obj<'_>) -> Result<AreaForecast, Rejection> {
 
 /// `forecastMaxInt {from, to}`; `None` when both are 不明.
 fn intensity_range(o: &Obj<'_>) -> Result<Option<IntensityRange>, Rejection> {
-    let from = o.req_str("from")?;
-    let to = o.req_str("to")?;
-    match (from, to) {
-        ("不明", "不明") => return Ok(None),
-        ("不明", _) | (_, "不明") => {
-            return reject(
-                Reason::Inconsistent,
-                format!(
-                    "{} is {from:?} to {to:?}: only one bound is unknown",
-                    o.path
-                ),
-            );
-        }
-        _ => {}
-    }
-    let class = |s: &str, key: &str| {
-        Intensity::from_xml(s).ok_or_else(|| {
-            Rejection::new(
-                Reason::InvalidField,
-                format!("{} {s:?} is not an intensity class", o.path(key)),
-            )
-        })
-    };
-    let lower = class(from, "from")?;
-    let upper = if to == "over" {
-        Upper::Over
-    } else {
-        Upper::At(class(to, "to")?)
-    };
-    IntensityRange::new(lower, upper).map(Some).ok_or_else(|| {
-        Rejection::new(
-            Reason::Inconsistent,
-            format!(
-                "{}: the upper bound {to} is below the lower bound {from}",
-                o.path
-            ),
-        )
-    })
+    let bounds = (o.req_str("from")?, o.req_str("to")?);
+    super::from_to_range(
+        &o.path,
+        bounds,
+        "an intensity class",
+        Intensity::from_xml,
+        IntensityRange::new,
+    )
 }
 
 /// `forecastMaxLgInt` (or the older spelling `forecastMaxLpgmInt`) of `o`, if given.
@@ -797,44 +767,14 @@ fn long_period(o: &Obj<'_>) -> Result<Option<LongPeriodRange>, Rejection> {
         }
         (Some(lg), _) | (None, Some(lg)) => lg,
     };
-    let from = lg.req_str("from")?;
-    let to = lg.req_str("to")?;
-    match (from, to) {
-        ("不明", "不明") => return Ok(None),
-        ("不明", _) | (_, "不明") => {
-            return reject(
-                Reason::Inconsistent,
-                format!(
-                    "{} is {from:?} to {to:?}: only one bound is unknown",
-                    lg.path
-                ),
-            );
-        }
-        _ => {}
-    }
-    let class = |s: &str, key: &str| {
-        LongPeriodRange::parse_class(s).ok_or_else(|| {
-            Rejection::new(
-                Reason::InvalidField,
-                format!("{} {s:?} is not a long-period class 0–4", lg.path(key)),
-            )
-        })
-    };
-    let lower = class(from, "from")?;
-    let upper = if to == "over" {
-        Upper::Over
-    } else {
-        Upper::At(class(to, "to")?)
-    };
-    LongPeriodRange::new(lower, upper).map(Some).ok_or_else(|| {
-        Rejection::new(
-            Reason::Inconsistent,
-            format!(
-                "{}: the upper bound {to} is below the lower bound {from}",
-                lg.path
-            ),
-        )
-    })
+    let bounds = (lg.req_str("from")?, lg.req_str("to")?);
+    super::from_to_range(
+        &lg.path,
+        bounds,
+        "a long-period class 0–4",
+        LongPeriodRange::parse_class,
+        LongPeriodRange::new,
+    )
 }
 
 /// `body.zones` (地方予報区), `body.prefectures` (府県予報区), `body.regions` (細分区域).

@@ -19,6 +19,7 @@ pub(crate) use reject::reject;
 pub use reject::{Reason, Rejection};
 
 use crate::codes;
+use crate::intensity::Upper;
 use crate::report::{DEEP_EVENT_KM, Kind, Report, Status};
 
 /// Largest input accepted, in bytes. The largest real EEW message (a VXSE45 listing
@@ -70,6 +71,51 @@ pub fn parse(bytes: &[u8]) -> Result<Report, Rejection> {
         Some(b'{') => json::parse(text),
         Some(_) => jma_code::parse(text),
     }
+}
+
+/// Decodes a predicted range written as a `From`/`To` pair, as JMA XML and DM-D.S.S JSON
+/// both write intensity (`ForecastInt`) and long-period class (`ForecastLgInt`):
+/// `不明` for both bounds means not predicted (`None`); `over` is an open upper bound.
+/// `path` names the element in messages; `what` describes one valid bound.
+pub(crate) fn from_to_range<T, R>(
+    path: &str,
+    (from, to): (&str, &str),
+    what: &str,
+    class: impl Fn(&str) -> Option<T>,
+    build: impl FnOnce(T, Upper<T>) -> Option<R>,
+) -> Result<Option<R>, Rejection> {
+    const UNKNOWN: &str = "不明";
+    match (from == UNKNOWN, to == UNKNOWN) {
+        (true, true) => return Ok(None),
+        (false, false) => {}
+        _ => {
+            return reject(
+                Reason::Inconsistent,
+                format!("{path} gives {from:?} to {to:?}: only one bound is 不明"),
+            );
+        }
+    }
+    let bound = |s: &str, which: &str| {
+        class(s).ok_or_else(|| {
+            let shown: String = s.chars().take(40).collect();
+            Rejection::new(
+                Reason::InvalidField,
+                format!("{path} {which} {shown:?} is not {what}"),
+            )
+        })
+    };
+    let lower = bound(from, "lower bound")?;
+    let upper = if to == "over" {
+        Upper::Over
+    } else {
+        Upper::At(bound(to, "upper bound")?)
+    };
+    build(lower, upper).map(Some).ok_or_else(|| {
+        Rejection::new(
+            Reason::Inconsistent,
+            format!("{path}: the upper bound {to} is below the lower bound {from}"),
+        )
+    })
 }
 
 /// Skips a UTF-8 byte-order mark and leading ASCII whitespace.
