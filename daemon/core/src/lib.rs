@@ -39,8 +39,11 @@
 //!   and area forecasts.
 
 pub mod codes;
+pub mod engine;
 pub mod intensity;
+pub mod predict;
 pub mod report;
+pub mod settings;
 pub mod telegram;
 
 pub use intensity::{Intensity, IntensityRange, LongPeriodRange, Upper};

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
 use eew_core::telegram::{self, MAX_INPUT_BYTES};
 use serde_json::{Value, json};
 
@@ -32,6 +33,21 @@ enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// Predict what reports (or a bare hypocentre) mean for one site; print one JSON object
+    /// per input (JSON Lines).
+    ///
+    /// Runs the appliance's own prediction: intensity class, instrumental intensity, PGV,
+    /// distances, P/S travel times and the S arrival, with the reasons (`notes`). Either
+    /// `--hypocenter LAT,LON,DEPTH_KM --magnitude MJ` or report files (any format `parse`
+    /// accepts). Exits 1 when any input was rejected or could not be read, 2 on bad
+    /// arguments.
+    Predict(Box<crate::predict_cmd::PredictArgs>),
+    /// Run the alert engine over a telegram sequence in simulated time; print every
+    /// action (relay, audio, LED, MQTT) as JSON Lines.
+    ///
+    /// Exits 78 when the settings are invalid (every problem is listed), 1 when a
+    /// telegram was rejected (the others are still replayed).
+    Replay(Box<crate::replay_cmd::ReplayArgs>),
 }
 
 /// Runs the command line; the exit code reflects the inputs, errors are I/O on stdout.
@@ -39,6 +55,21 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Parse { inputs, pretty } => parse_command(&inputs, pretty),
+        Command::Replay(args) => crate::replay_cmd::run(&args),
+        Command::Predict(args) => match crate::predict_cmd::run(&args) {
+            Ok(result) => result,
+            // Checks clap cannot make alone (a site outside Japan, an unknown area):
+            // reported like clap's own errors, exit status 2.
+            Err(usage) => {
+                let mut cmd = Cli::command();
+                cmd.build();
+                let err = match cmd.find_subcommand_mut("predict") {
+                    Some(predict) => predict.error(ErrorKind::ValueValidation, usage.0),
+                    None => cmd.error(ErrorKind::ValueValidation, usage.0),
+                };
+                err.exit()
+            }
+        },
     }
 }
 
@@ -98,7 +129,7 @@ fn parse_command(inputs: &[PathBuf], pretty: bool) -> anyhow::Result<ExitCode> {
 
 /// Reads at most one byte more than the parser accepts, so an endless or huge input
 /// is refused by the parser's size check instead of exhausting memory.
-fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     let limit = u64::try_from(MAX_INPUT_BYTES)
         .unwrap_or(u64::MAX)
         .saturating_add(1);

@@ -2,9 +2,12 @@
 //!
 //! This binary is the imperative shell around the pure `eew-core`: it reads files,
 //! sockets, pins and the clock, and hands values to the core. For now it offers the
-//! `parse` command; the daemon (`run`, `demo`) follows.
+//! `parse`, `predict` and `replay` commands; the daemon (`run`, `demo`) follows.
 
 mod cli;
+mod config;
+mod predict_cmd;
+mod replay_cmd;
 
 use std::process::ExitCode;
 
