@@ -16,8 +16,10 @@
 //!   covering the site → update; otherwise keep. A running alarm is never downgraded.
 //! - **Several events**: contacts are the union of what each event asks; the most
 //!   dangerous event drives the voice and the LED; a weaker later event releases nothing.
-//! - **Cancel** releases exactly what its event started and announces the cancellation
-//!   only if the event had acted.
+//! - **Cancel** releases exactly what its event started (contacts released on expiry but
+//!   not on cancel — the PA pre-start — open when the event would have expired; a cancel
+//!   after the expiry still opens what the event holds) and speaks the cancellation only if
+//!   the event had spoken and no other event has taken the voice.
 //! - **Exercises** (JMA 訓練, JMA 試験, local drills) act only where enabled, on outputs
 //!   that include them, and every action says so (`label`, `training`).
 
@@ -43,6 +45,10 @@ pub use timeline::Timeline;
 /// How long a cancelled or expired event is remembered, so late copies and older serials
 /// are still recognised as duplicates (s).
 pub const TOMBSTONE_S: i64 = 3600;
+/// A report delivered this long after JMA issued it is recorded but acts on nothing: a
+/// backlog replayed by a reconnecting link must not start an alarm for shaking long past
+/// (s). Generous against clock error (±1 s) and relay delays (< 1 s).
+pub const MAX_REPORT_AGE_S: i64 = 60;
 /// At most this many events are tracked; beyond it the oldest finished ones are forgotten.
 pub const MAX_TRACKED_EVENTS: usize = 256;
 
@@ -186,7 +192,8 @@ struct Alarm {
     level: Level,
     /// Contacts this event closed (or joined while closed).
     relays: BTreeSet<u8>,
-    /// The voice spoke for this event.
+    /// The voice spoke for this event (an announcement was emitted, not merely scheduled
+    /// behind the PA pre-start), so its cancel is announced.
     audio: bool,
     /// The LED showed this event.
     led: bool,
@@ -266,6 +273,12 @@ fn label_of(status: Status) -> Label {
         Status::Training => Label::Training,
         Status::Test => Label::Test,
     }
+}
+
+fn stale_reason(r: &Report, now: JstTime) -> Option<&'static str> {
+    let issued = r.issued_at?;
+    let age_ms = now.0.signed_duration_since(issued.0).num_milliseconds();
+    (age_ms > MAX_REPORT_AGE_S * 1000).then_some("stale_report")
 }
 
 fn event_key(label: Label, id: &str) -> String {
@@ -428,7 +441,7 @@ impl Engine {
             return;
         }
         let prediction = predict::predict(r, &self.settings.site, &self.settings.prediction);
-        if let Some(why) = self.past_arrival_reason(&prediction, now) {
+        if let Some(why) = stale_reason(r, now).or(self.past_arrival_reason(&prediction, now)) {
             step.decisions.push(decision("not_acted", Some(why)));
             return;
         }
@@ -686,9 +699,6 @@ impl Engine {
                     detail: Some("quiet_hours"),
                 });
             } else if !self.alarm_mut(key).is_some_and(|a| a.silenced) {
-                if let Some(alarm) = self.alarm_mut(key) {
-                    alarm.audio = true;
-                }
                 self.speak(key, cause, now, step);
             }
         }
@@ -753,6 +763,9 @@ impl Engine {
                 self.audio.pending = None;
                 let a = self.announcement(key, cause, now);
                 step.actions.push(a);
+                if let Some(alarm) = self.alarm_mut(key) {
+                    alarm.audio = true;
+                }
             }
         }
         let from = self.settings.outputs.audio.countdown_from_s;
@@ -823,6 +836,18 @@ impl Engine {
         let label = ev.label;
         let id = ev.id.clone();
         let Some(mut alarm) = ev.alarm.take() else {
+            // An event that expired may still hold latched contacts its expiry does not
+            // release (release_on = ["cancel", "reset"]): its cancel releases them.
+            let held: BTreeSet<u8> = self
+                .settings
+                .outputs
+                .relays
+                .iter()
+                .zip(&self.relays)
+                .filter(|(_, state)| state.owners.contains(key))
+                .map(|(rule, _)| rule.id)
+                .collect();
+            self.release_event_relays(key, &held, Cause::Cancel, |r| r.on_cancel, now, step);
             step.decisions.push(Decision {
                 event_id: Some(id),
                 serial: Some(serial),
@@ -838,26 +863,25 @@ impl Engine {
         if let Some(ev) = self.events.get_mut(key) {
             ev.alarm = Some(context);
         }
-        self.release_event_relays(key, &alarm, Cause::Cancel, |r| r.on_cancel, now, step);
-        if alarm.audio {
-            let owned = self.audio.owner.as_deref() == Some(key);
-            if owned {
-                self.audio.pending = None;
-                self.audio.countdown.clear();
-            }
-            let (ja, en) = voice::cancellation(label);
-            let a = self.action(
-                now,
-                OutputId::Audio,
-                ActionKind::Announce {
-                    text_ja: ja,
-                    text_en: en,
-                },
-                Cause::Cancel,
-                Some(key),
-            );
-            step.actions.push(a);
+        self.release_event_relays(
+            key,
+            &alarm.relays,
+            Cause::Cancel,
+            |r| r.on_cancel,
+            now,
+            step,
+        );
+        // The cancellation is spoken only if this event had spoken, and never over another
+        // event that now drives the voice (the most dangerous event keeps the voice: "the
+        // earlier warning was cancelled" must not interrupt a running, stronger one).
+        let owned = self.audio.owner.as_deref() == Some(key);
+        if owned {
+            self.audio.pending = None;
+            self.audio.countdown.clear();
         }
+        // Where the cancellation sits in the actions; spoken (or merged) below.
+        let cancellation_at =
+            (alarm.audio && (owned || self.audio.owner.is_none())).then_some(step.actions.len());
         if alarm.mqtt {
             let a = self.action(
                 now,
@@ -915,7 +939,36 @@ impl Engine {
             outcome: "cancelled",
             detail: None,
         });
+        let resumed_from = step.actions.len();
         self.resume_driver_voice(now, step);
+        if let Some(at) = cancellation_at {
+            let (ja, en) = voice::cancellation(label);
+            // When another alarm takes the voice in this same step, one announcement says
+            // both (an announcement replaces what is playing, so two would cut the first).
+            let resumed = step
+                .actions
+                .get_mut(resumed_from..)
+                .and_then(|new| new.iter_mut().find(|a| a.output == OutputId::Audio));
+            match resumed.map(|a| &mut a.kind) {
+                Some(ActionKind::Announce { text_ja, text_en }) => {
+                    *text_ja = format!("{ja}{text_ja}");
+                    *text_en = format!("{en} {text_en}");
+                }
+                _ => {
+                    let a = self.action(
+                        now,
+                        OutputId::Audio,
+                        ActionKind::Announce {
+                            text_ja: ja,
+                            text_en: en,
+                        },
+                        Cause::Cancel,
+                        Some(key),
+                    );
+                    step.actions.insert(at.min(step.actions.len()), a);
+                }
+            }
+        }
     }
 
     /// After the voice's event ends, the next most dangerous alarm speaks again.
@@ -939,9 +992,6 @@ impl Engine {
             && self.triggers(&audio.trigger, &level, label)
             && !self.in_quiet_hours(&level, now)
         {
-            if let Some(alarm) = self.alarm_mut(&key) {
-                alarm.audio = true;
-            }
             self.speak(&key, Cause::Update, now, step);
         }
     }
@@ -950,14 +1000,14 @@ impl Engine {
     fn release_event_relays(
         &mut self,
         key: &str,
-        alarm: &Alarm,
+        held: &BTreeSet<u8>,
         cause: Cause,
         allowed: impl Fn(&crate::settings::Release) -> bool,
         now: JstTime,
         step: &mut Step,
     ) {
         for (idx, rule) in self.settings.outputs.relays.iter().enumerate() {
-            if !alarm.relays.contains(&rule.id) {
+            if !held.contains(&rule.id) {
                 continue;
             }
             let Some(state) = self.relays.get_mut(idx) else {
@@ -1015,6 +1065,19 @@ impl Engine {
                 continue;
             };
             if !state.active || !rule.release.on_reset {
+                continue;
+            }
+            // A latched contact stays closed at least its hold time, whatever releases it
+            // (the elevators finish their stop even if reset at once).
+            let hold_until = match rule.mode {
+                ContactMode::Latched => state
+                    .activated_at
+                    .map(|t| add_ms(t, 1000 * i64::from(rule.hold_s))),
+                ContactMode::Pulse { .. } => None,
+            };
+            if let Some(t) = hold_until.filter(|t| *t > now) {
+                state.owners.clear();
+                state.release_at = Some((t, Cause::Reset));
                 continue;
             }
             let context = state.closed_by.clone();
@@ -1210,6 +1273,9 @@ impl Engine {
             if let Some(owner) = self.audio.owner.clone() {
                 let a = self.announcement(&owner, Cause::Prestart, now);
                 step.actions.push(a);
+                if let Some(alarm) = self.alarm_mut(&owner) {
+                    alarm.audio = true;
+                }
             }
         }
         let due: Vec<(JstTime, u8)> = self
@@ -1258,7 +1324,14 @@ impl Engine {
         };
         let (id, label, serial) = (ev.id.clone(), ev.label, alarm.level.serial);
         self.led_end_cause.get_or_insert(Cause::Expiry);
-        self.release_event_relays(key, &alarm, Cause::Expiry, |r| r.on_expiry, now, step);
+        self.release_event_relays(
+            key,
+            &alarm.relays,
+            Cause::Expiry,
+            |r| r.on_expiry,
+            now,
+            step,
+        );
         if self.audio.owner.as_deref() == Some(key) {
             self.audio.owner = None;
             if self.audio.pending.take().is_some() || !self.audio.countdown.is_empty() {

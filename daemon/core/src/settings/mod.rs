@@ -55,7 +55,7 @@ pub enum FlagPolicy {
 pub struct AlertSettings {
     /// Act on JMA 訓練 (training) telegrams — labelled `training` on every output.
     pub training: bool,
-    /// Act on JMA 試験 (test) telegrams and delivery tests — labelled `test`.
+    /// Act on JMA 試験 (test) telegrams — labelled `test`. Delivery tests (VXSE42) never act.
     pub test: bool,
     /// Allow local drills started from the web UI or command line — labelled `drill`.
     pub drill: bool,
@@ -99,7 +99,7 @@ impl Default for AlertSettings {
 pub struct Include {
     /// JMA 訓練.
     pub training: bool,
-    /// JMA 試験 and delivery tests.
+    /// JMA 試験 telegrams.
     pub test: bool,
     /// Local drills.
     pub drill: bool,
