@@ -129,7 +129,10 @@ fn print_steps(
     decisions: bool,
     input: Option<&str>,
 ) -> anyhow::Result<()> {
-    for step in steps {
+    let last = steps.len().saturating_sub(1);
+    for (i, step) in steps.iter().enumerate() {
+        // Ticks fired on the way to an input are not that input's decisions.
+        let input = input.filter(|_| i == last);
         if decisions {
             for d in &step.decisions {
                 let mut v = serde_json::to_value(d).context("serializing a decision")?;
