@@ -21,6 +21,15 @@ fn main() -> ExitCode {
         .init();
     match cli::run() {
         Ok(code) => code,
+        // A reader that stopped reading (`eewgate replay … | head`) is not an error.
+        Err(err)
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("eewgate: {err:#}");
             ExitCode::FAILURE
