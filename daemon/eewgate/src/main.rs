@@ -4,10 +4,6 @@
 //! sockets, pins and the clock, and hands values to the core. For now it offers the
 //! `parse`, `predict` and `replay` commands; the daemon (`run`, `demo`) follows.
 
-mod cli;
-mod config;
-mod predict_cmd;
-mod replay_cmd;
 
 use std::process::ExitCode;
 
@@ -19,7 +15,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    match cli::run() {
+    match eewgate::cli::run() {
         Ok(code) => code,
         // A reader that stopped reading (`eewgate replay … | head`) is not an error.
         Err(err)

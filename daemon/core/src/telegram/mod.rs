@@ -12,8 +12,10 @@
 
 pub mod jma_code;
 pub mod jma_xml;
+pub mod framing;
 pub mod json;
 mod reject;
+pub mod stream;
 
 pub(crate) use reject::reject;
 pub use reject::{Reason, Rejection};

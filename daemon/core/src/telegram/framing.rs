@@ -1,0 +1,1 @@
+//! Transport framing of JMA socket links.

@@ -1,0 +1,1 @@
+//! Splitting a JMA code-telegram byte stream into telegrams.

@@ -1,0 +1,1 @@
+//! JMA code-telegram stream links (TCP and serial).

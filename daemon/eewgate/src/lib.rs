@@ -1,0 +1,23 @@
+//! `eewgate`: the Earthquake Early Warning receiving appliance for buildings — the
+//! imperative shell around the pure `eew-core`.
+//!
+//! Every socket, serial port, file, clock and pin is here, behind a seam; every decision
+//! is in `eew-core`. The binary (`main.rs`) is a thin wrapper around [`cli::run`]; the
+//! modules are a library so the system tests and benchmarks can reach them.
+//!
+//! - [`cli`] and the `*_cmd` modules — the command line.
+//! - [`config`] — the settings file (engine settings from `eew-core`, plus the daemon's
+//!   own sections), every problem at once.
+//! - [`inputs`] — upstream links: framing, reconnecting, liveness.
+//! - [`store`] — history in SQLite (sqlx).
+//! - [`sim`] — protocol-faithful upstream simulators (`eewgate sim`).
+//! - [`system`] — clock, systemd, watchdog, time sync.
+
+pub mod cli;
+pub mod config;
+pub mod inputs;
+pub mod predict_cmd;
+pub mod replay_cmd;
+pub mod sim;
+pub mod store;
+pub mod system;

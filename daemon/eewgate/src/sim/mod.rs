@@ -1,0 +1,1 @@
+//! Protocol-faithful upstream simulators (`eewgate sim`).
