@@ -38,6 +38,8 @@
 //! - The same report received in two formats yields the same `event_id`, `serial`, `kind`
 //!   and area forecasts.
 
+#![forbid(unsafe_code)]
+
 pub mod codes;
 pub mod engine;
 pub mod intensity;

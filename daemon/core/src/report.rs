@@ -370,4 +370,24 @@ impl Report {
     pub fn area(&self, code: &str) -> Option<&AreaForecast> {
         self.areas.iter().find(|a| a.code == code)
     }
+
+    /// Moves every time of the report by `delta` (issue, origin, detection, arrivals,
+    /// PLUM times), keeping the event id: a recorded sequence replayed "as if now" for a
+    /// drill or the demo. Times that would overflow are left as they are.
+    pub fn shift_times(&mut self, delta: chrono::TimeDelta) {
+        let shift = |t: &mut Option<JstTime>| {
+            if let Some(v) = t
+                && let Some(moved) = v.0.checked_add_signed(delta)
+            {
+                *v = JstTime(moved);
+            }
+        };
+        shift(&mut self.issued_at);
+        shift(&mut self.origin_time);
+        shift(&mut self.detected_at);
+        for a in &mut self.areas {
+            shift(&mut a.arrival);
+            shift(&mut a.plum_predicted_at);
+        }
+    }
 }

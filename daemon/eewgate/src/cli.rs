@@ -48,6 +48,21 @@ enum Command {
     /// Exits 78 when the settings are invalid (every problem is listed), 1 when a
     /// telegram was rejected (the others are still replayed).
     Replay(Box<crate::replay_cmd::ReplayArgs>),
+    /// Print recent history (telegrams unless told otherwise: alerts, actions, decisions,
+    /// link events, faults, configuration changes), newest first, as a table or JSON Lines.
+    ///
+    /// Reads the database without disturbing a running daemon. Exits 1 when the database
+    /// cannot be read.
+    History(Box<crate::history_cmd::HistoryArgs>),
+    /// Run the daemon: receive from every configured link, decide, act, record.
+    ///
+    /// Exits 78 when the settings are invalid; stops cleanly on SIGTERM/SIGINT.
+    Run(Box<crate::run_cmd::RunArgs>),
+    /// Check a settings file and report every problem at once (exit 78 when invalid).
+    CheckConfig(crate::run_cmd::CheckConfigArgs),
+    /// Protocol-faithful upstream simulators for tests, demos and drills (JSON Lines on
+    /// standard output; runs until interrupted).
+    Sim(crate::sim::SimArgs),
 }
 
 /// Runs the command line; the exit code reflects the inputs, errors are I/O on stdout.
@@ -56,6 +71,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse { inputs, pretty } => parse_command(&inputs, pretty),
         Command::Replay(args) => crate::replay_cmd::run(&args),
+        Command::History(args) => crate::history_cmd::run(&args),
+        Command::Run(args) => crate::run_cmd::run(&args),
+        Command::CheckConfig(args) => Ok(crate::run_cmd::check_config(&args)),
+        Command::Sim(args) => crate::sim::run(&args),
         Command::Predict(args) => match crate::predict_cmd::run(&args) {
             Ok(result) => result,
             // Checks clap cannot make alone (a site outside Japan, an unknown area):

@@ -1,9 +1,13 @@
-//! Loading the settings file: size-bounded read, every problem reported at once.
+//! The settings file: the engine's sections (validated by `eew-core`) plus the daemon's
+//! own — `[daemon]`, `[storage]`, `[time]` and `[[links.*]]` — checked here with the same
+//! [`Walker`], so `eewgate check-config` reports every problem of both at once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use eew_core::settings::Settings;
+use eew_core::settings::{Settings, SettingsError, Walker, parse_table};
+use toml::Table;
 
 /// `EX_CONFIG` from sysexits.h: the configuration is invalid.
 pub const EX_CONFIG: u8 = 78;
@@ -11,8 +15,476 @@ pub const EX_CONFIG: u8 = 78;
 /// Settings files larger than this are refused (a real one is a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// Reads and validates the settings file. On failure every problem has been printed to
-/// standard error and the exit code to return is given.
+/// Top-level sections the binary owns (the rest belong to `eew-core`).
+pub const DAEMON_SECTIONS: &[&str] = &["daemon", "storage", "time", "links"];
+
+/// Default history database.
+pub const DEFAULT_DB_PATH: &str = "/var/lib/eewgate/history.db";
+
+/// How a JMA code-telegram stream is framed on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFraming {
+    /// Bare telegrams, split by header and `9999=`.
+    Plain,
+    /// JMA's socket procedure: 10-byte length+kind header, health checks answered.
+    JmaSocket,
+}
+
+/// What a link is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LinkKind {
+    /// JMA code-telegram stream over TCP (client).
+    JmaTcp {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+        /// Framing.
+        framing: StreamFraming,
+    },
+    /// JMA code-telegram stream over a serial line.
+    JmaSerial {
+        /// Device path (`/dev/ttyUSB0`).
+        device: PathBuf,
+        /// Baud rate.
+        baud: u32,
+        /// Framing.
+        framing: StreamFraming,
+    },
+    /// Telegram files replayed (drills, the demo).
+    Replay {
+        /// Files, fed in order.
+        files: Vec<PathBuf>,
+        /// Milliseconds between files (ignored with `at_original_times`).
+        interval_ms: u32,
+        /// Keep the telegrams' own spacing (by issue time).
+        at_original_times: bool,
+        /// Start again after the last file.
+        repeat: bool,
+    },
+}
+
+/// One upstream link.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkConfig {
+    /// Unique name, used in logs, history and the status model (`link` field).
+    pub name: String,
+    /// Transport and framing.
+    pub kind: LinkKind,
+    /// Silence longer than this (no telegram, no health check, no heartbeat) is a link
+    /// fault.
+    pub silence_limit: Duration,
+}
+
+/// `[daemon]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonSection {
+    /// Graceful shutdown bound: after this, remaining tasks are abandoned.
+    pub shutdown_timeout: Duration,
+    /// A hardware watchdog device to pet directly when not under systemd's watchdog.
+    pub hardware_watchdog: Option<HardwareWatchdog>,
+}
+
+/// `[daemon.hardware_watchdog]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HardwareWatchdog {
+    /// Device path (`/dev/watchdog`).
+    pub device: PathBuf,
+    /// Timeout set on the device (s).
+    pub timeout_s: u32,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// SQLite history database.
+    pub path: PathBuf,
+    /// Rows older than this are purged daily.
+    pub retention_days: u32,
+}
+
+/// `[time]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimeConfig {
+    /// Largest tolerated offset of the local clock from upstream timestamps or the kernel's
+    /// error bound (ms). JMA's guideline asks for ±1 s.
+    pub max_offset_ms: u32,
+    /// How often the kernel's sync status is read (s).
+    pub check_interval_s: u32,
+    /// Whether an unsynchronised clock is a fault (off for laptops and CI).
+    pub require_sync: bool,
+}
+
+/// Everything `eewgate run` needs.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// Engine settings.
+    pub settings: Settings,
+    /// Upstream links (at least one).
+    pub links: Vec<LinkConfig>,
+    /// `[daemon]`.
+    pub daemon: DaemonSection,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[time]`.
+    pub time: TimeConfig,
+    /// The file's text, recorded in history when it changes.
+    pub text: String,
+    /// Notes for the installer (suggested values).
+    pub notes: Vec<String>,
+}
+
+/// Reads and checks a settings file, every problem at once.
+pub fn load_daemon(path: &Path) -> Result<DaemonConfig, Vec<SettingsError>> {
+    let text = read_bounded(path).map_err(|err| {
+        vec![SettingsError {
+            path: String::new(),
+            message: format!("cannot read {}: {err}", path.display()),
+        }]
+    })?;
+    parse_daemon(&text, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Checks a settings text; relative paths are taken from `base` (the file's directory).
+pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<SettingsError>> {
+    let table = parse_table(text).map_err(|e| e.0)?;
+    let engine = Settings::load(&table, DAEMON_SECTIONS);
+    let mut w = Walker::new();
+    let daemon = daemon_section(&mut w, &table);
+    let storage = storage_section(&mut w, &table, base);
+    let time = time_section(&mut w, &table);
+    let links = links_section(&mut w, &table, base);
+    let mut errors = match &engine {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.clone(),
+    };
+    errors.extend(w.into_errors());
+    match engine {
+        Ok(loaded) if errors.is_empty() => Ok(DaemonConfig {
+            settings: loaded.settings,
+            links,
+            daemon,
+            storage,
+            time,
+            text: text.to_owned(),
+            notes: loaded
+                .notes
+                .iter()
+                .map(|n| format!("{}: {}", n.path, n.message))
+                .collect(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn daemon_section(w: &mut Walker, table: &Table) -> DaemonSection {
+    let mut out = DaemonSection {
+        shutdown_timeout: Duration::from_secs(5),
+        hardware_watchdog: None,
+    };
+    let Some(t) = w.section(table, "", "daemon") else {
+        return out;
+    };
+    if let Some((p, v)) = w.get(t, "daemon", "shutdown_timeout_s")
+        && let Some(s) = w.u32_in(&p, v, 1, 60)
+    {
+        out.shutdown_timeout = Duration::from_secs(u64::from(s));
+    }
+    if let Some(hw) = w.section(t, "daemon", "hardware_watchdog") {
+        let path = "daemon.hardware_watchdog";
+        let device = w
+            .get(hw, path, "device")
+            .and_then(|(p, v)| w.str_at(&p, v).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/dev/watchdog"));
+        let timeout_s = w
+            .get(hw, path, "timeout_s")
+            .and_then(|(p, v)| w.u32_in(&p, v, 2, 120))
+            .unwrap_or(15);
+        w.unknown_keys(hw, path, &["device", "timeout_s"]);
+        out.hardware_watchdog = Some(HardwareWatchdog { device, timeout_s });
+    }
+    w.unknown_keys(t, "daemon", &["shutdown_timeout_s", "hardware_watchdog"]);
+    out
+}
+
+fn storage_section(w: &mut Walker, table: &Table, base: &Path) -> StorageConfig {
+    let mut out = StorageConfig {
+        path: PathBuf::from(DEFAULT_DB_PATH),
+        retention_days: 365,
+    };
+    let Some(t) = w.section(table, "", "storage") else {
+        return out;
+    };
+    if let Some((p, v)) = w.get(t, "storage", "path")
+        && let Some(s) = w.str_at(&p, v)
+    {
+        if s.trim().is_empty() {
+            w.error(p, "must name a file, e.g. \"/var/lib/eewgate/history.db\"");
+        } else {
+            out.path = base.join(s);
+        }
+    }
+    if let Some((p, v)) = w.get(t, "storage", "retention_days")
+        && let Some(d) = w.u32_in(&p, v, 1, 3650)
+    {
+        out.retention_days = d;
+    }
+    w.unknown_keys(t, "storage", &["path", "retention_days"]);
+    out
+}
+
+fn time_section(w: &mut Walker, table: &Table) -> TimeConfig {
+    let mut out = TimeConfig {
+        max_offset_ms: 1000,
+        check_interval_s: 10,
+        require_sync: true,
+    };
+    let Some(t) = w.section(table, "", "time") else {
+        return out;
+    };
+    if let Some((p, v)) = w.get(t, "time", "max_offset_ms")
+        && let Some(ms) = w.u32_in(&p, v, 10, 60_000)
+    {
+        out.max_offset_ms = ms;
+    }
+    if let Some((p, v)) = w.get(t, "time", "check_interval_s")
+        && let Some(s) = w.u32_in(&p, v, 1, 3600)
+    {
+        out.check_interval_s = s;
+    }
+    if let Some((p, v)) = w.get(t, "time", "require_sync")
+        && let Some(b) = w.bool_at(&p, v)
+    {
+        out.require_sync = b;
+    }
+    w.unknown_keys(
+        t,
+        "time",
+        &["max_offset_ms", "check_interval_s", "require_sync"],
+    );
+    out
+}
+
+const LINK_KINDS: &[&str] = &["jma_tcp", "jma_serial", "replay"];
+
+fn links_section(w: &mut Walker, table: &Table, base: &Path) -> Vec<LinkConfig> {
+    let mut links = Vec::new();
+    let Some(t) = w.section(table, "", "links") else {
+        w.error(
+            "links",
+            "at least one upstream link is required, e.g. [[links.jma_tcp]] with name, host and port",
+        );
+        return links;
+    };
+    for kind in LINK_KINDS {
+        let Some((path, v)) = w.get(t, "links", kind) else {
+            continue;
+        };
+        let Some(array) = v.as_array() else {
+            w.error(
+                path,
+                format!("must be an array of tables: write each link as [[links.{kind}]]"),
+            );
+            continue;
+        };
+        for (i, item) in array.iter().enumerate() {
+            let path = format!("links.{kind}[{i}]");
+            if let Some(lt) = w.table_at(&path, item)
+                && let Some(link) = one_link(w, kind, lt, &path, base)
+            {
+                links.push(link);
+            }
+        }
+    }
+    w.unknown_keys(t, "links", LINK_KINDS);
+    if links.is_empty() && w.is_clean() {
+        w.error(
+            "links",
+            "at least one upstream link is required, e.g. [[links.jma_tcp]] with name, host and port",
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &links {
+        if !seen.insert(l.name.clone()) {
+            w.error(
+                "links",
+                format!("two links are named {:?}; names must be unique", l.name),
+            );
+        }
+    }
+    links
+}
+
+fn framing(w: &mut Walker, t: &Table, path: &str) -> StreamFraming {
+    w.get(t, path, "framing")
+        .and_then(|(p, v)| {
+            w.choice_at(
+                &p,
+                v,
+                &[
+                    ("plain", StreamFraming::Plain),
+                    ("jma_socket", StreamFraming::JmaSocket),
+                ],
+            )
+        })
+        .unwrap_or(StreamFraming::Plain)
+}
+
+fn one_link(w: &mut Walker, kind: &str, t: &Table, path: &str, base: &Path) -> Option<LinkConfig> {
+    let name = w
+        .require(
+            t,
+            path,
+            "name",
+            "a unique name for logs and history, e.g. \"primary\"",
+        )
+        .and_then(|(p, v)| {
+            let s = w.str_at(&p, v)?;
+            if s.is_empty()
+                || s.len() > 32
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                w.error(p, "1–32 characters: letters, digits, '-', '_' or '.'");
+                None
+            } else {
+                Some(s.to_owned())
+            }
+        });
+    let silence = w
+        .get(t, path, "silence_limit_s")
+        .and_then(|(p, v)| w.u32_in(&p, v, 1, 86_400));
+    let (kind, known, default_silence): (Option<LinkKind>, &[&str], u32) = match kind {
+        "jma_tcp" => {
+            let host = w
+                .require(t, path, "host", "the distributor's host name or address")
+                .and_then(|(p, v)| w.str_at(&p, v).map(str::to_owned));
+            let port = w
+                .require(t, path, "port", "the TCP port, 1–65535")
+                .and_then(|(p, v)| w.int_in(&p, v, 1, 65535))
+                .and_then(|p| u16::try_from(p).ok());
+            let framing = framing(w, t, path);
+            (
+                host.zip(port).map(|(host, port)| LinkKind::JmaTcp {
+                    host,
+                    port,
+                    framing,
+                }),
+                &["name", "host", "port", "framing", "silence_limit_s"],
+                // JMA's socket procedure sends a health check every minute or so; a bare
+                // stream may be silent between earthquakes, so its limit must come from
+                // the distributor's heartbeat (set it explicitly).
+                90,
+            )
+        }
+        "jma_serial" => {
+            let device = w
+                .require(
+                    t,
+                    path,
+                    "device",
+                    "the serial device, e.g. \"/dev/ttyUSB0\"",
+                )
+                .and_then(|(p, v)| w.str_at(&p, v).map(PathBuf::from));
+            let baud = w
+                .get(t, path, "baud")
+                .and_then(|(p, v)| w.u32_in(&p, v, 300, 921_600))
+                .unwrap_or(9600);
+            let framing = framing(w, t, path);
+            (
+                device.map(|device| LinkKind::JmaSerial {
+                    device,
+                    baud,
+                    framing,
+                }),
+                &["name", "device", "baud", "framing", "silence_limit_s"],
+                90,
+            )
+        }
+        _ => {
+            let files = w
+                .require(t, path, "files", "telegram files to replay, in order")
+                .and_then(|(p, v)| {
+                    let Some(arr) = v.as_array() else {
+                        w.error(p, "must be an array of file paths");
+                        return None;
+                    };
+                    let mut files = Vec::new();
+                    for (i, f) in arr.iter().enumerate() {
+                        if let Some(s) = w.str_at(&format!("{p}[{i}]"), f) {
+                            files.push(base.join(s));
+                        }
+                    }
+                    if files.is_empty() {
+                        w.error(p, "must name at least one file");
+                    }
+                    Some(files)
+                });
+            let interval_ms = w
+                .get(t, path, "interval_ms")
+                .and_then(|(p, v)| w.u32_in(&p, v, 0, 3_600_000))
+                .unwrap_or(1000);
+            let at_original_times = w
+                .get(t, path, "at_original_times")
+                .and_then(|(p, v)| w.bool_at(&p, v))
+                .unwrap_or(false);
+            let repeat = w
+                .get(t, path, "repeat")
+                .and_then(|(p, v)| w.bool_at(&p, v))
+                .unwrap_or(false);
+            (
+                files.map(|files| LinkKind::Replay {
+                    files,
+                    interval_ms,
+                    at_original_times,
+                    repeat,
+                }),
+                &[
+                    "name",
+                    "files",
+                    "interval_ms",
+                    "at_original_times",
+                    "repeat",
+                    "silence_limit_s",
+                ],
+                // A replay is silent once done; only a very long silence is a fault.
+                86_400,
+            )
+        }
+    };
+    w.unknown_keys(t, path, known);
+    Some(LinkConfig {
+        name: name?,
+        kind: kind?,
+        silence_limit: Duration::from_secs(u64::from(silence.unwrap_or(default_silence))),
+    })
+}
+
+/// Reads a secret (API key, password) from its own file. The file must not be readable
+/// by group or others, so a key never sits in the world-readable settings file.
+pub fn read_secret(path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the secret file {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "the secret file {} is readable by group or others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    let text = read_bounded(path)?;
+    let secret = text.trim().to_owned();
+    if secret.is_empty() {
+        anyhow::bail!("the secret file {} is empty", path.display());
+    }
+    Ok(secret)
+}
+
+/// Reads and validates the engine settings only (for `eewgate replay`). On failure every
+/// problem has been printed to standard error and the exit code to return is given.
 pub fn load(path: &Path) -> Result<Settings, ExitCode> {
     let name = path.display();
     let text = match read_bounded(path) {
@@ -22,8 +494,7 @@ pub fn load(path: &Path) -> Result<Settings, ExitCode> {
             return Err(ExitCode::from(EX_CONFIG));
         }
     };
-    let loaded = eew_core::settings::parse_table(&text)
-        .and_then(|table| Settings::load(&table, DAEMON_SECTIONS));
+    let loaded = parse_table(&text).and_then(|table| Settings::load(&table, DAEMON_SECTIONS));
     match loaded {
         Ok(loaded) => {
             for note in &loaded.notes {
@@ -40,10 +511,6 @@ pub fn load(path: &Path) -> Result<Settings, ExitCode> {
         }
     }
 }
-
-/// Top-level sections the binary itself owns (none yet; the daemon's links, MQTT broker,
-/// web UI and storage sections arrive with it).
-const DAEMON_SECTIONS: &[&str] = &[];
 
 fn read_bounded(path: &Path) -> std::io::Result<String> {
     use std::io::Read;

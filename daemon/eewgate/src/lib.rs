@@ -13,11 +13,16 @@
 //! - [`sim`] — protocol-faithful upstream simulators (`eewgate sim`).
 //! - [`system`] — clock, systemd, watchdog, time sync.
 
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod history_cmd;
 pub mod inputs;
 pub mod predict_cmd;
 pub mod replay_cmd;
+pub mod run_cmd;
 pub mod sim;
+pub mod status;
 pub mod store;
+pub mod supervisor;
 pub mod system;

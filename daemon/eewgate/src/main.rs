@@ -4,7 +4,6 @@
 //! sockets, pins and the clock, and hands values to the core. For now it offers the
 //! `parse`, `predict` and `replay` commands; the daemon (`run`, `demo`) follows.
 
-
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

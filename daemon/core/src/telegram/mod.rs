@@ -5,14 +5,16 @@
 //! - [`jma_code`]: JMA code telegrams (types 35, 36, 37, 39, 47, 48).
 //! - [`jma_xml`]: JMA 防災情報XML VXSE42/43/44/45.
 //! - [`json`]: DM-D.S.S `eew-information` 1.0.0 bodies and Wolfx `jma_eew` messages.
+//! - [`stream`]: a code-telegram byte stream (TCP, serial) split into telegrams.
+//! - [`framing`]: link framing — the plain stream, or JMA's socket procedure.
 //!
 //! [`parse`] detects the format from the bytes ([`detect`]) and dispatches. Every parser
 //! ends in [`finish`], which applies the checks common to all formats, so a [`Report`]
 //! means the same thing whichever format it came from.
 
+pub mod framing;
 pub mod jma_code;
 pub mod jma_xml;
-pub mod framing;
 pub mod json;
 mod reject;
 pub mod stream;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 pub mod jma_stream;
+pub mod replay;
 
 /// One framed telegram as received, before parsing.
 #[derive(Clone, Debug)]

@@ -1,3 +1,6 @@
 //! The host: clock, systemd notification, watchdog, time-sync status, signals.
 
 pub mod clock;
+pub mod notify;
+pub mod timesync;
+pub mod watchdog;

@@ -1,0 +1,1021 @@
+//! The composition root: `eewgate run` builds every subsystem here, names and supervises
+//! every task, tells systemd when it is ready and whether it is alive, and shuts down
+//! within a bound.
+//!
+//! ```text
+//! links ──LinkEvent──▶ core loop: parse → merge (first copy wins) → engine.step ──Action──▶ outputs
+//!                          │  silence per link, time quality, deadlines          (own task, bounded queue)
+//!                          ├──▶ history (own task, bounded queue, never awaited)
+//!                          └──▶ status (watch) ──▶ sd_notify STATUS=, web UI, MQTT, LED
+//! ```
+//!
+//! The core loop never awaits an output or the store: both are fed with `try_send`, and a
+//! full queue is counted and raised, never waited on.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use eew_core::engine::{Action, Decision, Engine, Input};
+use eew_core::{InfoType, JstTime, Report, Status as ReportStatus};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DaemonConfig, LinkConfig, LinkKind};
+use crate::inputs::{LinkEvent, Received};
+use crate::status::{LinkStatus, Status};
+use crate::store::{
+    FaultRecord, HistoryWriter, LinkRecord, LinkState, Record, Store, StoreHealth, StoreOptions,
+    TelegramRecord, WriterOptions,
+};
+use crate::supervisor::{Outcome, Supervisor};
+use crate::system::clock::{now_jst, now_utc};
+use crate::system::notify::Notifier;
+use crate::system::{timesync, watchdog};
+
+/// Capacity of the queue from all links to the core loop.
+const LINK_QUEUE: usize = 1024;
+/// Capacity of the queue from the core loop to the outputs.
+const OUTPUT_QUEUE: usize = 1024;
+/// The core loop wakes at least this often (silence checks, watchdog progress).
+const CORE_PERIOD: Duration = Duration::from_millis(250);
+/// How long the merger remembers which link delivered a report first.
+const MERGE_MEMORY: Duration = Duration::from_secs(600);
+/// At most this many reports are remembered by the merger.
+const MERGE_MAX: usize = 4096;
+
+/// Options of `eewgate run` beyond the settings file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Print every action, telegram verdict, link change and fault on standard output as
+    /// JSON Lines (tagged by `type`), for integrators and the system tests.
+    pub events_stdout: bool,
+    /// Test hook: the core loop stops making progress after this long (proves that a stuck
+    /// loop lets the watchdog fire). Set by `EEWGATE_TEST_STALL_CORE_AFTER_MS`.
+    pub stall_core_after: Option<Duration>,
+}
+
+impl RunOptions {
+    /// Reads the test hooks from the environment.
+    pub fn with_env_hooks(mut self) -> Self {
+        self.stall_core_after = std::env::var("EEWGATE_TEST_STALL_CORE_AFTER_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        self
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT or a fatal failure.
+pub fn run(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("eewgate")
+        .build()?;
+    runtime.block_on(run_async(cfg, opts))
+}
+
+/// Monotonic milliseconds since the daemon started, shared as a progress counter.
+#[derive(Clone, Debug)]
+struct Progress {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+    fn beat(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+    fn age(&self) -> Duration {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCode> {
+    let cancel = CancellationToken::new();
+    let mut sup = Supervisor::new(cancel.clone());
+    let notifier = Arc::new(Notifier::from_env());
+    let (status_tx, status_rx) = watch::channel(Status {
+        started_at: Some(now_utc()),
+        ..Status::default()
+    });
+    let progress = Progress::new();
+    let events = opts.events_stdout.then(EventPrinter::spawn);
+
+    for note in &cfg.notes {
+        tracing::warn!("settings: {note}");
+    }
+
+    // Signals: a clean, bounded shutdown.
+    {
+        let cancel = cancel.clone();
+        sup.spawn("signals", async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate())?;
+            let mut int = signal(SignalKind::interrupt())?;
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                () = cancel.cancelled() => {}
+            }
+            cancel.cancel();
+            Ok(())
+        });
+    }
+
+    // History: opened first so the rest can record; a storage problem degrades history
+    // (a fault on the status model) and never stops the alarms.
+    let history = open_history(&cfg, &mut sup, &status_tx).await;
+
+    // Links.
+    let (link_tx, link_rx) = mpsc::channel::<LinkEvent>(LINK_QUEUE);
+    for link in &cfg.links {
+        spawn_link(&mut sup, link, link_tx.clone());
+    }
+    drop(link_tx);
+
+    // Outputs (issue 5 adds the real ones; today they are logged and printed).
+    let (out_tx, out_rx) = mpsc::channel::<Action>(OUTPUT_QUEUE);
+    {
+        let cancel = sup.token();
+        let events = events.clone();
+        sup.spawn("outputs", outputs_task(out_rx, events, cancel));
+    }
+
+    // The core loop.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    {
+        let core = Core::new(
+            &cfg,
+            status_tx.clone(),
+            out_tx,
+            events.clone(),
+            progress.clone(),
+            history,
+        );
+        let cancel = sup.token();
+        let stall = opts.stall_core_after;
+        sup.spawn("core", core.run(link_rx, cancel, ready_tx, stall));
+    }
+
+    // Liveness: systemd watchdog and/or the hardware watchdog, and STATUS= lines.
+    {
+        let cancel = sup.token();
+        let notifier = notifier.clone();
+        let hw = cfg.daemon.hardware_watchdog.clone();
+        let status_rx = status_rx.clone();
+        let progress = progress.clone();
+        let status_tx = status_tx.clone();
+        sup.spawn(
+            "liveness",
+            liveness_task(
+                notifier, hw, status_rx, status_tx, progress, ready_rx, cancel,
+            ),
+        );
+    }
+
+    tracing::info!(links = cfg.links.len(), "eewgate started");
+    let outcome = sup.run(cfg.daemon.shutdown_timeout).await;
+    notifier.notify("STOPPING=1");
+    Ok(match outcome {
+        Outcome::Clean => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Outcome::Timeout(stuck) => {
+            tracing::error!(stuck = ?stuck, "shutdown exceeded its bound; tasks abandoned");
+            ExitCode::FAILURE
+        }
+        Outcome::Failed { task, error } => {
+            tracing::error!(task = %task, error = %error, "fatal task failure");
+            eprintln!("eewgate: task {task} failed: {error}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+async fn open_history(
+    cfg: &DaemonConfig,
+    sup: &mut Supervisor,
+    status: &watch::Sender<Status>,
+) -> Option<HistoryWriter> {
+    let path = &cfg.storage.path;
+    let store = match Store::open_or_quarantine(path, &StoreOptions::default(), now_utc()).await {
+        Ok((store, quarantined)) => {
+            if let Some(moved) = quarantined {
+                tracing::error!(path = %path.display(), moved_to = %moved.display(), "history database was corrupt: moved aside, starting afresh");
+            }
+            store
+        }
+        Err(err) => {
+            tracing::error!(path = %path.display(), error = %err, "history unavailable: alarms still run, nothing is recorded");
+            status.send_modify(|s| {
+                s.storage.ok = false;
+                s.storage.detail = Some(format!("cannot open {}: {err}", path.display()));
+            });
+            return None;
+        }
+    };
+    let (writer, task) = HistoryWriter::new(store.clone(), WriterOptions::default());
+    let cancel = sup.token();
+    sup.spawn("history", async move {
+        task.run(cancel).await;
+        Ok(())
+    });
+    let retention = Duration::from_secs(u64::from(cfg.storage.retention_days) * 86_400);
+    let cancel = sup.token();
+    sup.spawn("retention", async move {
+        crate::store::run_retention(store, retention, cancel).await;
+        Ok(())
+    });
+    let _ = writer.try_send(Record::Config {
+        at: now_utc(),
+        text: cfg.text.clone(),
+    });
+    Some(writer)
+}
+
+fn spawn_link(sup: &mut Supervisor, link: &LinkConfig, tx: mpsc::Sender<LinkEvent>) {
+    let cancel = sup.token();
+    let name: Arc<str> = Arc::from(link.name.as_str());
+    let task = format!("link:{}", link.name);
+    match &link.kind {
+        LinkKind::Replay {
+            files,
+            interval_ms,
+            at_original_times,
+            repeat,
+        } => {
+            let cfg = crate::inputs::replay::ReplayConfig {
+                name,
+                files: files.clone(),
+                interval: Duration::from_millis(u64::from(*interval_ms)),
+                at_original_times: *at_original_times,
+                repeat: *repeat,
+            };
+            sup.spawn(task, crate::inputs::replay::run(cfg, tx, cancel));
+        }
+        LinkKind::JmaTcp { .. } | LinkKind::JmaSerial { .. } => {
+            sup.spawn(
+                task,
+                crate::inputs::jma_stream::run_link(link.clone(), tx, cancel),
+            );
+        }
+    }
+}
+
+/// The key under which copies of one report from several links are the same report.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct MergeKey {
+    status: u8,
+    event_id: String,
+    serial: u32,
+    info: u8,
+}
+
+impl MergeKey {
+    fn of(r: &Report) -> Self {
+        Self {
+            status: match r.status {
+                ReportStatus::Normal => 0,
+                ReportStatus::Training => 1,
+                ReportStatus::Test => 2,
+            },
+            event_id: r.event_id.as_str().to_owned(),
+            serial: r.serial,
+            info: match r.info_type {
+                InfoType::Issued => 0,
+                InfoType::Correction => 1,
+                InfoType::Cancel => 2,
+            },
+        }
+    }
+}
+
+/// First copy wins; later copies are measured against it.
+#[derive(Debug, Default)]
+struct Merge {
+    first: HashMap<MergeKey, (Arc<str>, Instant)>,
+    order: VecDeque<(Instant, MergeKey)>,
+}
+
+enum Copy {
+    First,
+    Later { first_link: Arc<str>, lag: Duration },
+}
+
+impl Merge {
+    fn observe(&mut self, key: MergeKey, link: &Arc<str>, at: Instant) -> Copy {
+        while let Some((t, _)) = self.order.front() {
+            if at.duration_since(*t) > MERGE_MEMORY || self.order.len() > MERGE_MAX {
+                if let Some((_, k)) = self.order.pop_front() {
+                    self.first.remove(&k);
+                }
+            } else {
+                break;
+            }
+        }
+        if let Some((first_link, first_at)) = self.first.get(&key) {
+            return Copy::Later {
+                first_link: first_link.clone(),
+                lag: at.saturating_duration_since(*first_at),
+            };
+        }
+        self.first.insert(key.clone(), (link.clone(), at));
+        self.order.push_back((at, key));
+        Copy::First
+    }
+}
+
+struct LinkTrack {
+    limit: Duration,
+    live: bool,
+    last_alive: Instant,
+}
+
+struct Core {
+    engine: Engine,
+    merge: Merge,
+    links: BTreeMap<String, LinkTrack>,
+    status: watch::Sender<Status>,
+    outputs: mpsc::Sender<Action>,
+    events: Option<EventPrinter>,
+    progress: Progress,
+    time_cfg: crate::config::TimeConfig,
+    last_time_check: Option<Instant>,
+    upstream_offset_ms: Option<i64>,
+    dropped_actions: u64,
+    deadline: Option<JstTime>,
+    replay_links: Vec<String>,
+    replay_shift: HashMap<String, chrono::TimeDelta>,
+    all_down_reported: bool,
+    history: Option<HistoryWriter>,
+    history_health: Option<watch::Receiver<StoreHealth>>,
+}
+
+impl Core {
+    fn new(
+        cfg: &DaemonConfig,
+        status: watch::Sender<Status>,
+        outputs: mpsc::Sender<Action>,
+        events: Option<EventPrinter>,
+        progress: Progress,
+        history: Option<HistoryWriter>,
+    ) -> Self {
+        let now = Instant::now();
+        let links = cfg
+            .links
+            .iter()
+            .map(|l| {
+                let live = matches!(l.kind, LinkKind::Replay { .. });
+                (
+                    l.name.clone(),
+                    LinkTrack {
+                        limit: l.silence_limit,
+                        live,
+                        last_alive: now,
+                    },
+                )
+            })
+            .collect();
+        status.send_modify(|s| {
+            for l in &cfg.links {
+                s.links.insert(l.name.clone(), LinkStatus::default());
+            }
+            if history.is_some() {
+                s.storage.ok = true;
+            }
+        });
+        let history_health = history.as_ref().map(HistoryWriter::health);
+        Self {
+            engine: Engine::new(cfg.settings.clone()),
+            merge: Merge::default(),
+            links,
+            status,
+            outputs,
+            events,
+            progress,
+            time_cfg: cfg.time.clone(),
+            last_time_check: None,
+            upstream_offset_ms: None,
+            dropped_actions: 0,
+            deadline: None,
+            replay_links: cfg
+                .links
+                .iter()
+                .filter(|l| matches!(l.kind, LinkKind::Replay { .. }))
+                .map(|l| l.name.clone())
+                .collect(),
+            replay_shift: HashMap::new(),
+            all_down_reported: false,
+            history,
+            history_health,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<LinkEvent>,
+        cancel: CancellationToken,
+        ready: tokio::sync::oneshot::Sender<()>,
+        stall_after: Option<Duration>,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let _ = ready.send(());
+        loop {
+            self.progress.beat();
+            if stall_after.is_some_and(|d| started.elapsed() >= d) {
+                tracing::warn!("test hook: the core loop stops making progress");
+                cancel.cancelled().await;
+                return Ok(());
+            }
+            let sleep = match self.deadline {
+                Some(d) => {
+                    d.0.signed_duration_since(now_jst().0)
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(CORE_PERIOD)
+                }
+                None => CORE_PERIOD,
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.on_link_event(ev),
+                    None => {
+                        // Every link task ended: only happens while shutting down.
+                        cancel.cancelled().await;
+                        return Ok(());
+                    }
+                },
+                () = tokio::time::sleep(sleep) => {}
+            }
+            if self.deadline.is_some_and(|d| d <= now_jst()) {
+                let step = self.engine.step(Input::Tick, now_jst());
+                self.deadline = step.next_deadline;
+                self.emit(step.actions, &step.decisions);
+            }
+            self.check_links();
+            self.check_time();
+            self.check_history();
+            self.publish_alert();
+        }
+    }
+
+    /// Queues a history record; never waits (a full queue is counted by the writer).
+    fn record(&self, record: Record) {
+        if let Some(h) = &self.history {
+            let _ = h.try_send(record);
+        }
+    }
+
+    fn check_history(&mut self) {
+        let Some(rx) = self.history_health.as_mut() else {
+            return;
+        };
+        if !rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        let h = rx.borrow_and_update().clone();
+        if !h.is_ok() {
+            tracing::error!(detail = ?h.detail(), dropped = h.dropped, "history degraded");
+        }
+        self.print(json!({"type": "fault", "fault": "storage", "active": !h.is_ok(), "detail": h.detail()}));
+        self.status.send_modify(|s| {
+            s.storage.ok = h.is_ok();
+            s.storage.detail = h.detail();
+            s.storage.dropped = h.dropped;
+        });
+    }
+
+    fn on_link_event(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Telegram(received) => self.on_telegram(received),
+            LinkEvent::Garbage {
+                link,
+                bytes,
+                reason,
+                received_at,
+            } => {
+                self.alive(&link);
+                tracing::warn!(link = %link, reason, bytes = bytes.len(), "set aside bytes that are not a telegram");
+                self.status.send_modify(|s| {
+                    if let Some(l) = s.links.get_mut(&*link) {
+                        l.rejected += 1;
+                    }
+                });
+                self.record(Record::Telegram(TelegramRecord::garbage(
+                    &link,
+                    received_at,
+                    bytes.clone(),
+                    reason,
+                )));
+                self.print(json!({
+                    "type": "garbage", "link": &*link, "reason": reason,
+                    "bytes": bytes.len(), "received_at": received_at.to_rfc3339(),
+                }));
+            }
+            LinkEvent::Up { link, peer } => {
+                tracing::info!(link = %link, peer = %peer, "link up");
+                if let Some(t) = self.links.get_mut(&*link) {
+                    t.live = true;
+                    t.last_alive = Instant::now();
+                }
+                self.status.send_modify(|s| {
+                    if let Some(l) = s.links.get_mut(&*link) {
+                        l.up = true;
+                        l.peer = Some(peer.clone());
+                        l.down_reason = None;
+                        l.last_alive_at = Some(now_utc());
+                    }
+                });
+                self.record(Record::Link(LinkRecord {
+                    at: now_utc(),
+                    link: link.to_string(),
+                    state: LinkState::Up,
+                    detail: Some(peer.clone()),
+                }));
+                self.print(json!({"type": "link", "link": &*link, "state": "up", "peer": peer}));
+            }
+            LinkEvent::Down { link, reason } => {
+                tracing::warn!(link = %link, reason = %reason, "link down");
+                if let Some(t) = self.links.get_mut(&*link) {
+                    t.live = false;
+                }
+                self.status.send_modify(|s| {
+                    if let Some(l) = s.links.get_mut(&*link) {
+                        l.up = false;
+                        l.fault = true;
+                        l.down_reason = Some(reason.clone());
+                    }
+                });
+                self.record(Record::Link(LinkRecord {
+                    at: now_utc(),
+                    link: link.to_string(),
+                    state: LinkState::Down,
+                    detail: Some(reason.clone()),
+                }));
+                self.print(
+                    json!({"type": "link", "link": &*link, "state": "down", "reason": reason}),
+                );
+            }
+            LinkEvent::Alive { link } => self.alive(&link),
+        }
+    }
+
+    fn alive(&mut self, link: &str) {
+        if let Some(t) = self.links.get_mut(link) {
+            t.last_alive = Instant::now();
+        }
+        self.status.send_modify(|s| {
+            if let Some(l) = s.links.get_mut(link) {
+                l.last_alive_at = Some(now_utc());
+            }
+        });
+    }
+
+    fn on_telegram(&mut self, received: Received) {
+        let link = received.link.clone();
+        self.alive(&link);
+        let parsed = eew_core::parse(&received.bytes);
+        let decode_us = micros(received.received_mono.elapsed());
+        let report = match parsed {
+            Err(rejection) => {
+                tracing::warn!(link = %link, reason = %rejection.reason, "telegram rejected: {}", rejection.message);
+                self.status.send_modify(|s| {
+                    if let Some(l) = s.links.get_mut(&*link) {
+                        l.telegrams += 1;
+                        l.rejected += 1;
+                        l.last_telegram_at = Some(received.received_at);
+                    }
+                });
+                self.record(Record::Telegram(TelegramRecord::rejected(
+                    &link,
+                    received.received_at,
+                    received.bytes.clone(),
+                    &rejection,
+                    Some(decode_us),
+                )));
+                self.print(json!({
+                    "type": "telegram", "link": &*link, "verdict": "rejected",
+                    "reason": rejection.reason.code(), "message": rejection.message,
+                    "decode_us": decode_us,
+                }));
+                return;
+            }
+            Ok(report) => report,
+        };
+        let mut report = report;
+        if self.is_replay(&link) {
+            // A recorded sequence plays "as if now": the first report of the run sets the
+            // shift, and every later one keeps its spacing.
+            let shift = *self
+                .replay_shift
+                .entry(link.to_string())
+                .or_insert_with(|| {
+                    report
+                        .issued_at
+                        .map(|t| now_jst().0.signed_duration_since(t.0))
+                        .unwrap_or_default()
+                });
+            report.shift_times(shift);
+        }
+        let copy = self
+            .merge
+            .observe(MergeKey::of(&report), &link, received.received_mono);
+        let live_link = self
+            .links
+            .get(&*link)
+            .is_some_and(|_| !self.is_replay(&link));
+        if live_link
+            && report.status == ReportStatus::Normal
+            && let Some(issued) = report.issued_at
+        {
+            let offset = received
+                .received_at
+                .signed_duration_since(issued.0)
+                .num_milliseconds();
+            self.upstream_offset_ms = Some(offset);
+        }
+        let first = matches!(copy, Copy::First);
+        self.record(Record::Telegram(TelegramRecord::report(
+            &link,
+            received.received_at,
+            received.bytes.clone(),
+            &report,
+            !first,
+            Some(decode_us),
+        )));
+        self.status.send_modify(|s| {
+            if let Some(l) = s.links.get_mut(&*link) {
+                l.telegrams += 1;
+                l.first_copies += u64::from(first);
+                l.last_telegram_at = Some(received.received_at);
+            }
+        });
+        match copy {
+            Copy::Later { first_link, lag } => {
+                tracing::debug!(link = %link, event_id = %report.event_id, serial = report.serial, first_link = %first_link, lag_ms = lag.as_millis(), "later copy");
+                self.print(json!({
+                    "type": "telegram", "link": &*link, "verdict": "duplicate",
+                    "event_id": report.event_id.as_str(), "serial": report.serial,
+                    "first_link": &*first_link, "lag_ms": u64::try_from(lag.as_millis()).unwrap_or(u64::MAX),
+                    "decode_us": decode_us,
+                }));
+            }
+            Copy::First => {
+                let event_id = report.event_id.as_str().to_owned();
+                let serial = report.serial;
+                let step = self.engine.step(Input::Report(Box::new(report)), now_jst());
+                self.deadline = step.next_deadline;
+                let decision_us = micros(received.received_mono.elapsed());
+                tracing::info!(link = %link, event_id = %event_id, serial, decode_us, decision_us, "report");
+                self.print(json!({
+                    "type": "telegram", "link": &*link, "verdict": "accepted",
+                    "event_id": event_id, "serial": serial,
+                    "decode_us": decode_us, "decision_us": decision_us,
+                }));
+                self.emit(step.actions, &step.decisions);
+            }
+        }
+    }
+
+    fn is_replay(&self, link: &str) -> bool {
+        self.replay_links.iter().any(|l| l == link)
+    }
+
+    /// Hands actions to the outputs without ever waiting.
+    fn emit(&mut self, actions: Vec<Action>, decisions: &[Decision]) {
+        let at = now_jst();
+        for d in decisions {
+            tracing::debug!(event_id = ?d.event_id, serial = ?d.serial, outcome = d.outcome, detail = ?d.detail, "decision");
+            self.record(Record::Decision {
+                at,
+                decision: d.clone(),
+            });
+        }
+        for a in actions {
+            self.record(Record::Action(a.clone()));
+            if let Err(err) = self.outputs.try_send(a) {
+                self.dropped_actions += 1;
+                tracing::error!(error = %err, dropped = self.dropped_actions, "output queue full: action dropped");
+            }
+        }
+    }
+
+    fn check_links(&mut self) {
+        let now = Instant::now();
+        let mut changes = Vec::new();
+        for (name, t) in &self.links {
+            let silent = now.duration_since(t.last_alive) > t.limit;
+            changes.push((name.clone(), !t.live || silent, silent));
+        }
+        let mut newly = Vec::new();
+        self.status.send_if_modified(|s| {
+            let mut modified = false;
+            for (name, fault, silent) in &changes {
+                if let Some(l) = s.links.get_mut(name)
+                    && l.fault != *fault
+                {
+                    l.fault = *fault;
+                    if *fault && *silent && l.up {
+                        l.down_reason = Some("silent beyond its limit".to_owned());
+                    }
+                    newly.push((name.clone(), *fault));
+                    modified = true;
+                }
+            }
+            let all_down = !s.links.is_empty() && s.links.values().all(|l| l.fault);
+            if s.all_links_down != all_down {
+                s.all_links_down = all_down;
+                modified = true;
+            }
+            modified
+        });
+        for (name, fault) in newly {
+            if fault {
+                tracing::error!(link = %name, "link fault");
+            } else {
+                tracing::info!(link = %name, "link healthy");
+            }
+            self.record(Record::Fault(FaultRecord {
+                at: now_utc(),
+                kind: "link".to_owned(),
+                active: fault,
+                detail: Some(name.clone()),
+            }));
+            self.print(json!({"type": "fault", "fault": format!("link:{name}"), "active": fault}));
+        }
+        let all_down = self.status.borrow().all_links_down;
+        if all_down != self.all_down_reported {
+            self.all_down_reported = all_down;
+            self.record(Record::Fault(FaultRecord {
+                at: now_utc(),
+                kind: "all_links".to_owned(),
+                active: all_down,
+                detail: None,
+            }));
+            self.print(json!({"type": "fault", "fault": "all_links_down", "active": all_down}));
+            let step = self.engine.step(
+                Input::Fault {
+                    fault: eew_core::engine::Fault::Link,
+                    active: all_down,
+                },
+                now_jst(),
+            );
+            self.deadline = step.next_deadline;
+            self.emit(step.actions, &step.decisions);
+        }
+    }
+
+    fn check_time(&mut self) {
+        let due = self.last_time_check.is_none_or(|t| {
+            t.elapsed() >= Duration::from_secs(u64::from(self.time_cfg.check_interval_s))
+        });
+        if !due {
+            return;
+        }
+        self.last_time_check = Some(Instant::now());
+        let kernel = timesync::kernel_time().ok();
+        let (fault, detail) =
+            timesync::assess(kernel.as_ref(), self.upstream_offset_ms, &self.time_cfg);
+        let offset = self.upstream_offset_ms;
+        let changed = self.status.send_if_modified(|s| {
+            let new = crate::status::TimeStatus {
+                synchronised: kernel.map(|k| k.synchronised),
+                est_error_us: kernel.map(|k| k.est_error_us),
+                upstream_offset_ms: offset,
+                fault,
+                detail: detail.clone(),
+            };
+            let fault_changed = s.time.fault != fault;
+            s.time = new;
+            fault_changed
+        });
+        if changed {
+            if fault {
+                tracing::error!(detail = ?detail, "time fault");
+            } else {
+                tracing::info!("time healthy");
+            }
+            self.record(Record::Fault(FaultRecord {
+                at: now_utc(),
+                kind: "time_sync".to_owned(),
+                active: fault,
+                detail: detail.clone(),
+            }));
+            self.print(
+                json!({"type": "fault", "fault": "time", "active": fault, "detail": detail}),
+            );
+            let step = self.engine.step(
+                Input::Fault {
+                    fault: eew_core::engine::Fault::Clock,
+                    active: fault,
+                },
+                now_jst(),
+            );
+            self.deadline = step.next_deadline;
+            self.emit(step.actions, &step.decisions);
+        }
+    }
+
+    fn publish_alert(&mut self) {
+        let running = self.engine.running_alarms();
+        let closed = self.engine.closed_relays();
+        let led = self.engine.led();
+        self.status.send_if_modified(|s| {
+            let new = crate::status::AlertStatus {
+                running,
+                closed_relays: closed,
+                led: Some(led),
+            };
+            if s.alert == new {
+                false
+            } else {
+                s.alert = new;
+                true
+            }
+        });
+    }
+
+    fn print(&self, value: serde_json::Value) {
+        if let Some(p) = &self.events {
+            p.send(value);
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// JSON Lines on standard output, written by its own task so a slow reader never stalls
+/// the core loop (lines are dropped, and counted, when it falls behind).
+#[derive(Clone, Debug)]
+struct EventPrinter {
+    tx: mpsc::Sender<serde_json::Value>,
+}
+
+impl EventPrinter {
+    fn spawn() -> Self {
+        let (tx, mut rx) = mpsc::channel::<serde_json::Value>(4096);
+        std::thread::Builder::new()
+            .name("eewgate-stdout".into())
+            .spawn(move || {
+                use std::io::Write;
+                let stdout = std::io::stdout();
+                while let Some(v) = rx.blocking_recv() {
+                    let mut out = stdout.lock();
+                    if writeln!(out, "{v}").and_then(|()| out.flush()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_or_else(
+                |err| tracing::error!(error = %err, "cannot start the stdout writer"),
+                |_| (),
+            );
+        Self { tx }
+    }
+
+    fn send(&self, mut value: serde_json::Value) {
+        if let serde_json::Value::Object(map) = &mut value {
+            map.entry("at")
+                .or_insert_with(|| json!(now_utc().to_rfc3339()));
+        }
+        let _ = self.tx.try_send(value);
+    }
+}
+
+async fn outputs_task(
+    mut rx: mpsc::Receiver<Action>,
+    events: Option<EventPrinter>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            a = rx.recv() => {
+                let Some(a) = a else { return Ok(()) };
+                tracing::info!(
+                    output = %a.output, action = a.kind.name(), event_id = ?a.event_id,
+                    serial = ?a.serial, label = ?a.label, "action"
+                );
+                if let Some(p) = &events {
+                    let mut v = serde_json::to_value(&a)?;
+                    if let serde_json::Value::Object(map) = &mut v {
+                        map.insert("type".into(), json!("action"));
+                    }
+                    p.send(v);
+                }
+            }
+        }
+    }
+}
+
+async fn liveness_task(
+    notifier: Arc<Notifier>,
+    hw: Option<crate::config::HardwareWatchdog>,
+    mut status_rx: watch::Receiver<Status>,
+    status_tx: watch::Sender<Status>,
+    progress: Progress,
+    ready: tokio::sync::oneshot::Receiver<()>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    // Ready once the core loop runs (the store, links and outputs were spawned before it).
+    tokio::select! {
+        () = cancel.cancelled() => return Ok(()),
+        r = ready => if r.is_err() { return Ok(()) },
+    }
+    let systemd_wd = notifier.watchdog_timeout();
+    let mut device = match (&hw, systemd_wd) {
+        (Some(hw), None) => match watchdog::HardwareWatchdog::open(&hw.device, hw.timeout_s) {
+            Ok(d) => Some(d),
+            Err(err) => anyhow::bail!(
+                "cannot open the hardware watchdog {}: {err}",
+                hw.device.display()
+            ),
+        },
+        (Some(_), Some(_)) => {
+            tracing::info!(
+                "systemd's watchdog is enabled; the hardware watchdog is left to systemd"
+            );
+            None
+        }
+        _ => None,
+    };
+    let budget = systemd_wd
+        .or_else(|| {
+            device
+                .as_ref()
+                .map(|d| Duration::from_secs(u64::from(d.timeout_s())))
+        })
+        .unwrap_or(Duration::from_secs(10));
+    // Pet at a third of the budget; "progressing" means the core loop beat within half.
+    let period = (budget / 3).max(Duration::from_millis(100));
+    let stale = (budget / 2).max(CORE_PERIOD * 2);
+    status_tx.send_modify(|s| {
+        s.ready = true;
+        s.watchdog.systemd = systemd_wd.is_some();
+        s.watchdog.hardware = device.is_some();
+    });
+    let summary = status_rx.borrow_and_update().summary();
+    notifier.notify(&format!("READY=1\nSTATUS={summary}"));
+    tracing::info!(status = %summary, "ready");
+    let mut warned = false;
+    // An interval, not a sleep per iteration: status changes must not postpone the pets.
+    let mut pet = tokio::time::interval(period);
+    pet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = pet.tick() => {}
+            changed = status_rx.changed() => {
+                if changed.is_ok() {
+                    let summary = status_rx.borrow_and_update().summary();
+                    notifier.notify(&format!("STATUS={summary}"));
+                }
+                continue;
+            }
+        }
+        let progressing = progress.age() <= stale;
+        status_tx.send_if_modified(|s| {
+            let changed = s.watchdog.progressing != progressing;
+            s.watchdog.progressing = progressing;
+            changed
+        });
+        if progressing {
+            warned = false;
+            notifier.notify("WATCHDOG=1");
+            if let Some(d) = device.as_mut()
+                && let Err(err) = d.keepalive()
+            {
+                tracing::error!(error = %err, "hardware watchdog keepalive failed");
+            }
+        } else if !warned {
+            warned = true;
+            tracing::error!(
+                age_ms = progress.age().as_millis(),
+                "the core loop is not making progress: watchdog not petted"
+            );
+        }
+    }
+    if let Some(d) = device
+        && let Err(err) = d.magic_close()
+    {
+        tracing::warn!(error = %err, "hardware watchdog magic close failed");
+    }
+    Ok(())
+}

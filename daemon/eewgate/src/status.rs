@@ -1,0 +1,144 @@
+//! The one status model: links, time, watchdog, storage, outputs' health and the current
+//! alert, published on a `watch` channel for the web UI, MQTT and the LED.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Health of one upstream link.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LinkStatus {
+    /// Connected (or, for a replay, running).
+    pub up: bool,
+    /// Where it is connected.
+    pub peer: Option<String>,
+    /// Why it is down, when it is.
+    pub down_reason: Option<String>,
+    /// Silent beyond its limit, or down: a fault.
+    pub fault: bool,
+    /// Last telegram received.
+    pub last_telegram_at: Option<DateTime<Utc>>,
+    /// Last sign of life of any kind (telegram, health check, ping).
+    pub last_alive_at: Option<DateTime<Utc>>,
+    /// Telegrams received.
+    pub telegrams: u64,
+    /// Telegrams this link delivered first (the copy that was used).
+    pub first_copies: u64,
+    /// Bytes set aside as garbage or invalid.
+    pub rejected: u64,
+}
+
+/// Clock quality (the guideline requires ±1 s).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TimeStatus {
+    /// The kernel reports the clock synchronised (adjtimex), when known.
+    pub synchronised: Option<bool>,
+    /// The kernel's estimated error bound (µs), when known.
+    pub est_error_us: Option<i64>,
+    /// Receive time minus issue time of the latest report (ms): delivery latency plus
+    /// clock offset.
+    pub upstream_offset_ms: Option<i64>,
+    /// A fault: unsynchronised, or offset beyond the limit.
+    pub fault: bool,
+    /// Why.
+    pub detail: Option<String>,
+}
+
+/// Storage health.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StorageStatus {
+    /// History is being written.
+    pub ok: bool,
+    /// Why not.
+    pub detail: Option<String>,
+    /// Records dropped because the history queue was full.
+    pub dropped: u64,
+}
+
+/// The watchdog.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WatchdogStatus {
+    /// systemd's watchdog is enabled for this service.
+    pub systemd: bool,
+    /// A hardware watchdog device is held.
+    pub hardware: bool,
+    /// The engine loop and the link supervisor are making progress.
+    pub progressing: bool,
+}
+
+/// The current alert, as the engine sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AlertStatus {
+    /// Events with a running alarm, most dangerous first.
+    pub running: Vec<String>,
+    /// Relay contacts closed.
+    pub closed_relays: Vec<u8>,
+    /// The LED pattern.
+    pub led: Option<eew_core::engine::LedPattern>,
+}
+
+/// Everything at once.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Status {
+    /// When the daemon started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Every subsystem is up (READY=1 was sent).
+    pub ready: bool,
+    /// Links by name.
+    pub links: BTreeMap<String, LinkStatus>,
+    /// Every link is faulty: a major fault.
+    pub all_links_down: bool,
+    /// Clock quality.
+    pub time: TimeStatus,
+    /// History.
+    pub storage: StorageStatus,
+    /// Watchdog.
+    pub watchdog: WatchdogStatus,
+    /// Outputs' health by output name (filled by the outputs, issue 5).
+    pub outputs: BTreeMap<String, String>,
+    /// The current alert.
+    pub alert: AlertStatus,
+}
+
+impl Status {
+    /// Stable codes of every fault now present (empty when all is well).
+    pub fn faults(&self) -> Vec<String> {
+        let mut faults = Vec::new();
+        if self.all_links_down {
+            faults.push("all_links_down".to_owned());
+        }
+        for (name, l) in &self.links {
+            if l.fault {
+                faults.push(format!("link:{name}"));
+            }
+        }
+        if self.time.fault {
+            faults.push("time".to_owned());
+        }
+        if !self.storage.ok {
+            faults.push("storage".to_owned());
+        }
+        faults
+    }
+
+    /// One line for systemd's `STATUS=` and the log.
+    pub fn summary(&self) -> String {
+        let up = self.links.values().filter(|l| l.up && !l.fault).count();
+        let faults = self.faults();
+        let alert = if self.alert.running.is_empty() {
+            "no alert".to_owned()
+        } else {
+            format!("ALERT {}", self.alert.running.join(","))
+        };
+        if faults.is_empty() {
+            format!("{up}/{} links up; {alert}", self.links.len())
+        } else {
+            format!(
+                "{up}/{} links up; {alert}; FAULT {}",
+                self.links.len(),
+                faults.join(",")
+            )
+        }
+    }
+}
