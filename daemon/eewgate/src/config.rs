@@ -30,6 +30,15 @@ pub enum StreamFraming {
     JmaSocket,
 }
 
+/// Whether a DM-D.S.S link asks for JMA's training and test telegrams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmdataTest {
+    /// `"no"`: real telegrams only.
+    No,
+    /// `"including"`: training (訓練) and test telegrams as well.
+    Including,
+}
+
 /// What a link is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LinkKind {
@@ -61,6 +70,22 @@ pub enum LinkKind {
         at_original_times: bool,
         /// Start again after the last file.
         repeat: bool,
+    },
+    /// DM-D.S.S (dmdata.jp) WebSocket API v2.
+    Dmdata {
+        /// The file holding the API key (checked: exists, not readable by group or
+        /// others, not empty). The key itself is read when the link starts.
+        api_key_file: PathBuf,
+        /// The API's base URL (`https://api.dmdata.jp`).
+        api_base: String,
+        /// Training and test telegrams or not.
+        test: DmdataTest,
+        /// Data types (`VXSE43`, `VXSE44`, `VXSE45`, `VXSE42`).
+        types: Vec<String>,
+        /// One socket per entry: a host replacing the ticket URL's host, or `"ticket"`.
+        endpoints: Vec<String>,
+        /// `appName` of the sockets.
+        app_name: String,
     },
 }
 
@@ -265,7 +290,7 @@ fn time_section(w: &mut Walker, table: &Table) -> TimeConfig {
     out
 }
 
-const LINK_KINDS: &[&str] = &["jma_tcp", "jma_serial", "replay"];
+const LINK_KINDS: &[&str] = &["jma_tcp", "jma_serial", "replay", "dmdata"];
 
 fn links_section(w: &mut Walker, table: &Table, base: &Path) -> Vec<LinkConfig> {
     let mut links = Vec::new();
@@ -402,6 +427,24 @@ fn one_link(w: &mut Walker, kind: &str, t: &Table, path: &str, base: &Path) -> O
                 90,
             )
         }
+        "dmdata" => (
+            dmdata_link(w, t, path, base),
+            &[
+                "name",
+                "api_key_file",
+                "api_base",
+                "test",
+                "types",
+                "redundant",
+                "endpoints",
+                "app_name",
+                "silence_limit_s",
+            ],
+            // dmdata.jp pings every socket and closes it when a pong is missing for
+            // 120 s; the link also pings after 30 s of quiet. Two minutes without either
+            // is a dead link.
+            120,
+        ),
         _ => {
             let files = w
                 .require(t, path, "files", "telegram files to replay, in order")
@@ -459,6 +502,169 @@ fn one_link(w: &mut Walker, kind: &str, t: &Table, path: &str, base: &Path) -> O
         kind: kind?,
         silence_limit: Duration::from_secs(u64::from(silence.unwrap_or(default_silence))),
     })
+}
+
+/// `[[links.dmdata]]`: everything but the common keys.
+fn dmdata_link(w: &mut Walker, t: &Table, path: &str, base: &Path) -> Option<LinkKind> {
+    use crate::inputs::dmdata::{
+        ApiBase, DEFAULT_API_BASE, DEFAULT_APP_NAME, DEFAULT_ENDPOINTS, DEFAULT_TYPES, EEW_TYPES,
+        Endpoint, MAX_APP_NAME_BYTES, TICKET_ENDPOINT,
+    };
+    let api_key_file = w
+        .require(
+            t,
+            path,
+            "api_key_file",
+            "the file holding the dmdata.jp API key (mode 600, owned by the service user), e.g. \"/etc/eewgate/dmdata.key\"",
+        )
+        .and_then(|(p, v)| {
+            let s = w.str_at(&p, v)?;
+            if s.trim().is_empty() {
+                w.error(p, "must name a file");
+                return None;
+            }
+            let file = base.join(s);
+            // Checked now so check-config catches it; read again when the link starts.
+            if let Err(err) = read_secret(&file) {
+                w.error(p, format!("{err:#}"));
+                return None;
+            }
+            Some(file)
+        });
+    let api_base = match w.get(t, path, "api_base") {
+        None => Some(DEFAULT_API_BASE.to_owned()),
+        Some((p, v)) => w.str_at(&p, v).and_then(|s| match ApiBase::parse(s) {
+            Ok(_) => Some(s.trim().to_owned()),
+            Err(e) => {
+                w.error(p, e);
+                None
+            }
+        }),
+    };
+    let test = w
+        .get(t, path, "test")
+        .and_then(|(p, v)| {
+            w.choice_at(
+                &p,
+                v,
+                &[("no", DmdataTest::No), ("including", DmdataTest::Including)],
+            )
+        })
+        .unwrap_or(DmdataTest::No);
+    let types = match w.get(t, path, "types") {
+        None => Some(DEFAULT_TYPES.iter().map(|s| (*s).to_owned()).collect()),
+        Some((p, v)) => string_list(w, &p, v).and_then(|list| {
+            let mut ok = true;
+            let mut out: Vec<String> = Vec::new();
+            for (i, ty) in list.iter().enumerate() {
+                if !EEW_TYPES.contains(&ty.as_str()) {
+                    w.error(
+                        format!("{p}[{i}]"),
+                        format!(
+                            "{ty:?} is not an EEW data type; allowed {}",
+                            EEW_TYPES
+                                .iter()
+                                .map(|t| format!("{t:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                    ok = false;
+                } else if out.contains(ty) {
+                    w.error(format!("{p}[{i}]"), format!("{ty:?} is listed twice"));
+                    ok = false;
+                } else {
+                    out.push(ty.clone());
+                }
+            }
+            if ok && out.is_empty() {
+                w.error(
+                    p,
+                    "must list at least one type, e.g. [\"VXSE43\", \"VXSE44\", \"VXSE45\"]",
+                );
+                ok = false;
+            }
+            ok.then_some(out)
+        }),
+    };
+    let redundant = w
+        .get(t, path, "redundant")
+        .and_then(|(p, v)| w.bool_at(&p, v))
+        .unwrap_or(true);
+    let endpoints = match w.get(t, path, "endpoints") {
+        None if redundant => Some(DEFAULT_ENDPOINTS.iter().map(|s| (*s).to_owned()).collect()),
+        None => Some(vec![TICKET_ENDPOINT.to_owned()]),
+        Some((p, v)) => string_list(w, &p, v).and_then(|list| {
+            let mut ok = true;
+            for (i, e) in list.iter().enumerate() {
+                if let Err(m) = Endpoint::parse(e) {
+                    w.error(format!("{p}[{i}]"), m);
+                    ok = false;
+                }
+            }
+            if !ok {
+                return None;
+            }
+            let wanted = if redundant { 2..=4 } else { 1..=1 };
+            if !wanted.contains(&list.len()) {
+                w.error(
+                    p,
+                    if redundant {
+                        format!(
+                            "redundant = true needs 2–4 endpoints (one socket each), found {}",
+                            list.len()
+                        )
+                    } else {
+                        format!(
+                            "redundant = false takes exactly one endpoint, found {}",
+                            list.len()
+                        )
+                    },
+                );
+                return None;
+            }
+            Some(list.into_iter().map(|e| e.trim().to_owned()).collect())
+        }),
+    };
+    let app_name = match w.get(t, path, "app_name") {
+        None => Some(DEFAULT_APP_NAME.to_owned()),
+        Some((p, v)) => w.str_at(&p, v).and_then(|s| {
+            if s.is_empty() || s.len() > MAX_APP_NAME_BYTES {
+                w.error(
+                    p,
+                    format!("1–{MAX_APP_NAME_BYTES} bytes (dmdata.jp's limit)"),
+                );
+                None
+            } else {
+                Some(s.to_owned())
+            }
+        }),
+    };
+    Some(LinkKind::Dmdata {
+        api_key_file: api_key_file?,
+        api_base: api_base?,
+        test,
+        types: types?,
+        endpoints: endpoints?,
+        app_name: app_name?,
+    })
+}
+
+/// An array of strings.
+fn string_list(w: &mut Walker, path: &str, v: &toml::Value) -> Option<Vec<String>> {
+    let Some(arr) = v.as_array() else {
+        w.error(path, "must be an array of strings");
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in arr.iter().enumerate() {
+        match w.str_at(&format!("{path}[{i}]"), item) {
+            Some(s) => out.push(s.to_owned()),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 /// Reads a secret (API key, password) from its own file. The file must not be readable

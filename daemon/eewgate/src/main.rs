@@ -1,14 +1,19 @@
 //! `eewgate`: the Earthquake Early Warning receiving appliance for buildings.
 //!
 //! This binary is the imperative shell around the pure `eew-core`: it reads files,
-//! sockets, pins and the clock, and hands values to the core. For now it offers the
-//! `parse`, `predict` and `replay` commands; the daemon (`run`, `demo`) follows.
+//! sockets, pins and the clock, and hands values to the core (see the library's docs and
+//! `eewgate --help`).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Logs go through a bounded queue to a writer thread; when it falls behind, lines are
+    // dropped rather than blocking the decision loop. The guard flushes at exit.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EEWGATE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

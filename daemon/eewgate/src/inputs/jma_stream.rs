@@ -174,8 +174,8 @@ pub async fn run_link(
             },
             framing(f),
         ),
-        LinkKind::Replay { .. } => {
-            anyhow::bail!("link {} is a replay link, not a JMA stream", link.name)
+        LinkKind::Replay { .. } | LinkKind::Dmdata { .. } => {
+            anyhow::bail!("link {} is not a JMA stream", link.name)
         }
     };
     run(

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+pub mod dmdata;
 pub mod jma_stream;
 pub mod replay;
 

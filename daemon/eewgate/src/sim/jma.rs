@@ -619,6 +619,7 @@ pub async fn run_tcp(args: &JmaTcpArgs) -> anyhow::Result<()> {
     let seed = args.replay.seed.unwrap_or_else(clock_seed);
     tracing::info!(%addr, seed, telegrams = telegrams.len(), "simulator listening");
     let framing = FramingKind::from(args.framing);
+    let (events, printing) = printer();
     let options = TcpSimOptions {
         telegrams: Arc::new(telegrams),
         plan,
@@ -631,9 +632,13 @@ pub async fn run_tcp(args: &JmaTcpArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         close_at_end: args.close_at_end,
         seed,
-        events: Some(printer()),
+        events: Some(events),
     };
-    serve_tcp(listener, Arc::new(options)).await
+    let served = serve_tcp(listener, Arc::new(options)).await;
+    // Every sender went with the options: print what is still queued (the last `sent`,
+    // `dropped`, `closed`) before the process exits.
+    let _ = printing.await;
+    served
 }
 
 /// Serves every client of `listener` until `max_connections` have come and gone (then
@@ -787,7 +792,7 @@ pub async fn run_serial(args: &JmaSerialArgs) -> anyhow::Result<()> {
     let path = nix::unistd::ttyname(&pty.slave).context("naming the pty")?;
     print_line(&json!({ "pty": path.display().to_string() }));
     let seed = args.replay.seed.unwrap_or_else(clock_seed);
-    let events = printer();
+    let (events, _printing) = printer();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let mut master = std::fs::File::from(pty.master);
     // The slave stays open here too: the stream never sees a hang-up while no link has
@@ -837,15 +842,16 @@ fn print_line(value: &Value) {
     let _ = out.flush();
 }
 
-/// A sink whose events are printed, one JSON line each, in order.
-fn printer() -> EventSink {
+/// A sink whose events are printed, one JSON line each, in order; the task ends once
+/// every sender is gone and everything queued is printed.
+fn printer() -> (EventSink, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             print_line(&event);
         }
     });
-    tx
+    (tx, task)
 }
 
 #[cfg(test)]

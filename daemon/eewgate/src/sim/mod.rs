@@ -3,6 +3,8 @@
 //! - [`jma`]: a JMA code-telegram stream server over TCP (`sim jma-tcp`, plain or JMA
 //!   socket framing with health checks) and over a pseudo-terminal standing in for a
 //!   serial line (`sim jma-serial`).
+//! - [`dmdata`]: a DM-D.S.S WebSocket API v2 server (`sim dmdata`): tickets, the
+//!   `dmdata.v2` socket with ping/pong, gzip+base64 data messages.
 //!
 //! Every simulator prints one JSON object per line on standard output — first where it
 //! can be reached (`{"listening":"127.0.0.1:PORT"}`, `{"pty":"/dev/pts/N"}`), then what it
@@ -13,6 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+pub mod dmdata;
 pub mod jma;
 
 /// `eewgate sim …`.
@@ -37,6 +40,15 @@ enum SimCommand {
     /// Prints `{"pty":"/dev/pts/N"}`: a serial link opens that path. The replay options
     /// are those of `jma-tcp`.
     JmaSerial(Box<jma::JmaSerialArgs>),
+    /// Serve the DM-D.S.S WebSocket API v2 (Socket Start, WebSocket dmdata.v2).
+    ///
+    /// `POST /v2/socket` hands out tickets (the API key checked against --api-key); the
+    /// WebSocket requires the dmdata.v2 subprotocol and a valid ticket, sends start,
+    /// pings every --ping-interval-s and closes with 4891 when no pong comes back. JMA
+    /// XML and DM-D.S.S JSON files are published gzip+base64 in the documented envelope
+    /// to every open socket, with optional duplicates, broken bodies, garbage, drops and
+    /// restarts. Prints `{"listening":"http://ADDR"}` first, then one JSON line per event.
+    Dmdata(Box<dmdata::DmdataSimArgs>),
 }
 
 /// Runs `eewgate sim …` on a runtime of its own; exit status 0 when interrupted or done.
@@ -51,6 +63,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
             match &args.command {
                 SimCommand::JmaTcp(a) => jma::run_tcp(a).await,
                 SimCommand::JmaSerial(a) => jma::run_serial(a).await,
+                SimCommand::Dmdata(a) => dmdata::run(a).await,
             }
         };
         tokio::select! {

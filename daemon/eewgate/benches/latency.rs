@@ -1,0 +1,251 @@
+//! Receive-to-decision latency of the real daemon through a real loopback socket.
+//!
+//! The benchmark is the upstream: it listens on 127.0.0.1, starts `eewgate run
+//! --events-stdout` with one plain JMA TCP link to itself, and writes code telegrams to
+//! the socket one at a time, so it knows the instant the last byte (the `=` of `9999=`,
+//! which completes the frame) was written. Each telegram is the real 2011 Tohoku
+//! warning, renumbered (distinct event id / serial, so every one is accepted) and moved to
+//! the current time (so it is fresh and the engine acts on it — a building in 宮城県南部,
+//! the default outputs: relays, audio, LED, MQTT). Two latencies per telegram:
+//!
+//! - **daemon**: the `decision_us` the daemon reports — from the return of the read that
+//!   completed the telegram to the engine's decision (parse, merge, engine step);
+//! - **external**: from just before the socket write (one `write(2)` of the whole
+//!   telegram; on loopback the daemon can read it before the call returns) to this
+//!   process reading the `telegram` line on the daemon's stdout — adds the kernel's
+//!   loopback delivery, the link task, the queue to the core loop and the stdout writer.
+//!
+//! Telegrams are sent one after another with a short gap (latency, not throughput: each
+//! one meets an idle daemon); the first few after start are a warm-up and are reported
+//! separately (the first one pays for lazy initialisation).
+//!
+//! `cargo bench -p eewgate --bench latency` runs 500 telegrams (`LATENCY_N` to change);
+//! run without `--bench` (`cargo test --benches`) it runs 20, as a smoke test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark: any failure should stop it loudly"
+)]
+
+#[path = "../tests/support/synth.rs"]
+mod synth;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Unmeasured telegrams sent first.
+const WARM_UP: u32 = 5;
+/// Pause between telegrams (lets the outputs, history and stdout settle).
+const GAP: Duration = Duration::from_millis(4);
+/// How long one telegram may take before the benchmark gives up.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The daemon, killed when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn config(dir: &Path, port: u16) -> PathBuf {
+    let text = format!(
+        "# eewgate latency benchmark\n\
+         [site]\nlat = 38.05\nlon = 140.75\narv400 = 1.2\narea_code = \"221\"\n\
+         [storage]\npath = {:?}\n\
+         [time]\nrequire_sync = false\n\
+         [[links.jma_tcp]]\nname = \"bench\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         framing = \"plain\"\nsilence_limit_s = 3600\n",
+        dir.join("history.db").to_string_lossy()
+    );
+    let path = dir.join("eewgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Accepts the daemon's connection, giving up after `TIMEOUT`.
+fn accept(listener: &TcpListener, daemon: &mut Daemon) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                stream.set_nodelay(true).unwrap();
+                return stream;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(status) = daemon.0.try_wait().unwrap() {
+                    panic!("the daemon exited ({status}) before connecting");
+                }
+                assert!(Instant::now() < deadline, "the daemon did not connect");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+/// The next stdout line satisfying `pred` (others are passed to `other`).
+fn next_line(
+    lines: &mpsc::Receiver<(Instant, Value)>,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+    mut other: impl FnMut(&Value),
+) -> (Instant, Value) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok((at, v)) if pred(&v) => return (at, v),
+            Ok((_, v)) => other(&v),
+            Err(e) => panic!("no {what} from the daemon ({e})"),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let n = sorted.len();
+    let rank = ((p / 100.0) * n as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(n) - 1]
+}
+
+fn summary(name: &str, mut ms: Vec<f64>) {
+    ms.sort_by(f64::total_cmp);
+    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+    println!(
+        "{name:<44} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+        percentile(&ms, 50.0),
+        percentile(&ms, 99.0),
+        ms[ms.len() - 1],
+        ms[0],
+        mean
+    );
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let n: u32 = std::env::var("LATENCY_N")
+        .ok()
+        .map(|v| v.parse().expect("LATENCY_N is a number of telegrams"))
+        .unwrap_or(if full { 500 } else { 20 });
+    assert!(
+        n + WARM_UP <= 99 * (synth::MAX_EVENT + 1),
+        "LATENCY_N too large"
+    );
+
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = config(&dir, listener.local_addr().unwrap().port());
+
+    // The daemon's log (default level: warnings) goes to a file, kept when the benchmark
+    // fails.
+    let log = dir.join("daemon.log");
+    println!("daemon log: {}", log.display());
+    let mut daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_eewgate"))
+            .args(["run", "--events-stdout", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the daemon starts"),
+    );
+    let stdout = daemon.0.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let at = Instant::now();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if tx.send((at, v)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut upstream = accept(&listener, &mut daemon);
+    next_line(
+        &lines,
+        "link up",
+        |v| v["type"] == "link" && v["state"] == "up",
+        |_| {},
+    );
+
+    let base = synth::base();
+    let mut daemon_ms = Vec::with_capacity(n as usize);
+    let mut external_ms = Vec::with_capacity(n as usize);
+    let mut warm_up = Vec::new();
+    let mut actions = 0u64;
+    for i in 0..(WARM_UP + n) {
+        // Every time in the telegram moves with the issue time (whole seconds on the wire).
+        let issued = eewgate::system::clock::now_jst().0.naive_local();
+        let telegram = synth::telegram(&base, i / 99, i % 99 + 1, Some(issued));
+        let report = eew_core::parse(&telegram).unwrap();
+        let (event_id, serial) = (report.event_id.as_str().to_owned(), report.serial);
+        let mut wire = b"\r\n".to_vec();
+        wire.extend_from_slice(telegram.trim_ascii_end());
+        // On loopback the bytes reach the daemon during the write call (its read can
+        // return before ours does), so the clock starts just before it: a small
+        // overestimate rather than a preemption after the call hiding latency.
+        let written = Instant::now();
+        upstream.write_all(&wire).unwrap();
+        let (seen, line) = next_line(
+            &lines,
+            "telegram line",
+            |v| v["type"] == "telegram" && v["event_id"] == event_id && v["serial"] == serial,
+            |v| actions += u64::from(v["type"] == "action"),
+        );
+        assert_eq!(line["verdict"], "accepted", "{line}");
+        let daemon_us = line["decision_us"].as_u64().unwrap() as f64;
+        let external = seen.duration_since(written).as_secs_f64() * 1000.0;
+        if i < WARM_UP {
+            warm_up.push((daemon_us / 1000.0, external));
+        } else {
+            daemon_ms.push(daemon_us / 1000.0);
+            external_ms.push(external);
+        }
+        std::thread::sleep(GAP);
+        while let Ok((_, v)) = lines.try_recv() {
+            actions += u64::from(v["type"] == "action");
+        }
+    }
+
+    println!();
+    println!(
+        "eewgate receive-to-decision latency: {n} fresh code telegrams (+{WARM_UP} warm-up) over loopback TCP, one at a time"
+    );
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "ms", "p50", "p99", "max", "min", "mean"
+    );
+    summary("daemon decision_us (read → decided)", daemon_ms);
+    summary("external (write → stdout line read)", external_ms);
+    let (cold_daemon, cold_external) = warm_up[0];
+    println!(
+        "first telegram after start: daemon {cold_daemon:.3} ms, external {cold_external:.3} ms; {actions} output actions emitted"
+    );
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.0.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while daemon.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(upstream);
+    let _ = std::fs::remove_dir_all(&dir);
+}
