@@ -137,7 +137,7 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
 
     // History: opened first so the rest can record; a storage problem degrades history
     // (a fault on the status model) and never stops the alarms.
-    let history = open_history(&cfg, &mut sup, &status_tx).await;
+    let history = open_history(&cfg, &mut sup, &status_tx, events.as_ref()).await;
 
     // Links.
     let (link_tx, link_rx) = mpsc::channel::<LinkEvent>(LINK_QUEUE);
@@ -210,6 +210,7 @@ async fn open_history(
     cfg: &DaemonConfig,
     sup: &mut Supervisor,
     status: &watch::Sender<Status>,
+    events: Option<&EventPrinter>,
 ) -> Option<HistoryWriter> {
     let path = &cfg.storage.path;
     let store = match Store::open_or_quarantine(path, &StoreOptions::default(), now_utc()).await {
@@ -221,9 +222,15 @@ async fn open_history(
         }
         Err(err) => {
             tracing::error!(path = %path.display(), error = %err, "history unavailable: alarms still run, nothing is recorded");
+            let detail = format!("cannot open {}: {err}", path.display());
+            if let Some(p) = events {
+                p.send(
+                    json!({"type": "fault", "fault": "storage", "active": true, "detail": detail}),
+                );
+            }
             status.send_modify(|s| {
                 s.storage.ok = false;
-                s.storage.detail = Some(format!("cannot open {}: {err}", path.display()));
+                s.storage.detail = Some(detail);
             });
             return None;
         }
@@ -827,6 +834,7 @@ impl Core {
             let new = crate::status::TimeStatus {
                 synchronised: kernel.map(|k| k.synchronised),
                 est_error_us: kernel.map(|k| k.est_error_us),
+                since_last_sync_s: timesync::since_last_sync().map(|d| d.as_secs()),
                 upstream_offset_ms: offset,
                 fault,
                 detail: detail.clone(),

@@ -36,6 +36,8 @@ pub struct TimeStatus {
     pub synchronised: Option<bool>,
     /// The kernel's estimated error bound (µs), when known.
     pub est_error_us: Option<i64>,
+    /// Seconds since systemd-timesyncd last synchronised, when it is the NTP client.
+    pub since_last_sync_s: Option<u64>,
     /// Receive time minus issue time of the latest report (ms): delivery latency plus
     /// clock offset.
     pub upstream_offset_ms: Option<i64>,

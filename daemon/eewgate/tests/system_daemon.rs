@@ -288,3 +288,38 @@ fn invalid_settings_exit_78_with_every_problem_and_check_config_agrees() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 }
+
+#[test]
+fn broken_storage_degrades_history_but_the_alarms_still_fire() {
+    let dir = scratch("broken-storage");
+    // A regular file where the database's directory should be: the store cannot open.
+    let blocker = dir.join("not-a-directory");
+    std::fs::write(&blocker, b"").unwrap();
+    let cfg = config(
+        &dir,
+        "[[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"4\"\n",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("{:?}", dir.join("history.db").to_string_lossy()),
+        &format!("{:?}", blocker.join("history.db").to_string_lossy()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let daemon = Daemon::start(&cfg, &[]);
+    let lines = daemon.until(Duration::from_secs(20), |seen| {
+        seen.iter()
+            .any(|v| v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "on")
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["type"] == "fault" && v["fault"] == "storage" && v["active"] == true),
+        "the storage fault is raised: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "on"),
+        "the elevators still stop"
+    );
+    assert!(daemon.terminate().success());
+}
