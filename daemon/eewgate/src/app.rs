@@ -1012,6 +1012,7 @@ async fn liveness_task(
     });
     let summary = status_rx.borrow_and_update().summary();
     notifier.notify(&format!("READY=1\nSTATUS={summary}"));
+    let mut last_summary = summary.clone();
     tracing::info!(status = %summary, "ready");
     let mut warned = false;
     // An interval, not a sleep per iteration: status changes must not postpone the pets.
@@ -1023,8 +1024,12 @@ async fn liveness_task(
             _ = pet.tick() => {}
             changed = status_rx.changed() => {
                 if changed.is_ok() {
+                    // Only when the line people read changes, not on every telegram.
                     let summary = status_rx.borrow_and_update().summary();
-                    notifier.notify(&format!("STATUS={summary}"));
+                    if summary != last_summary {
+                        notifier.notify(&format!("STATUS={summary}"));
+                        last_summary = summary;
+                    }
                 }
                 continue;
             }
