@@ -146,13 +146,44 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
     }
     drop(link_tx);
 
-    // Outputs (issue 5 adds the real ones; today they are logged and printed).
+    // Outputs: relays and the LED on pins, each its own task and queue; every relay pin
+    // is claimed at its released level here, before READY, and released again when
+    // `failsafe` drops (every exit path). Audio and MQTT are logged and printed.
+    let sim = crate::hw::sim::SimBoard::new();
+    if let Some(p) = &events {
+        let p = p.clone();
+        sim.set_listener(move |c| {
+            p.send(json!({
+                "type": "pin", "pin": c.pin, "level": c.level, "output": &c.output,
+                "at": c.at.to_rfc3339(),
+            }));
+        });
+    }
+    let backend = crate::hw::open(cfg.hardware.backend, &sim)?;
+    let crate::outputs::Hardware {
+        failsafe,
+        relays,
+        led,
+    } = crate::outputs::claim(&cfg.hardware, backend.as_ref(), &sim)?;
     let (out_tx, out_rx) = mpsc::channel::<Action>(OUTPUT_QUEUE);
     {
         let cancel = sup.token();
         let events = events.clone();
         sup.spawn("outputs", outputs_task(out_rx, events, cancel));
     }
+    let outputs_cancel = sup.token();
+    let router = crate::outputs::spawn(
+        &mut sup,
+        relays,
+        led,
+        &crate::outputs::Ctx {
+            events: events.clone(),
+            status: status_tx.clone(),
+            history: history.clone(),
+            cancel: outputs_cancel,
+        },
+        out_tx,
+    );
 
     // The core loop.
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
@@ -160,7 +191,7 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
         let core = Core::new(
             &cfg,
             status_tx.clone(),
-            out_tx,
+            router,
             events.clone(),
             progress.clone(),
             history,
@@ -188,7 +219,12 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
 
     tracing::info!(links = cfg.links.len(), "eewgate started");
     let outcome = sup.run(cfg.daemon.shutdown_timeout).await;
+    // Every relay released before anything else happens on the way out.
+    drop(failsafe);
     notifier.notify("STOPPING=1");
+    if let Some(p) = &events {
+        p.flush(Duration::from_secs(1));
+    }
     Ok(match outcome {
         Outcome::Clean => {
             tracing::info!("stopped cleanly");
@@ -363,7 +399,7 @@ struct Core {
     merge: Merge,
     links: BTreeMap<String, LinkTrack>,
     status: watch::Sender<Status>,
-    outputs: mpsc::Sender<Action>,
+    outputs: crate::outputs::Router,
     events: Option<EventPrinter>,
     progress: Progress,
     time_cfg: crate::config::TimeConfig,
@@ -382,7 +418,7 @@ impl Core {
     fn new(
         cfg: &DaemonConfig,
         status: watch::Sender<Status>,
-        outputs: mpsc::Sender<Action>,
+        outputs: crate::outputs::Router,
         events: Option<EventPrinter>,
         progress: Progress,
         history: Option<HistoryWriter>,
@@ -903,22 +939,35 @@ fn micros(d: Duration) -> u64 {
 /// JSON Lines on standard output, written by its own task so a slow reader never stalls
 /// the core loop (lines are dropped, and counted, when it falls behind).
 #[derive(Clone, Debug)]
-struct EventPrinter {
-    tx: mpsc::Sender<serde_json::Value>,
+pub(crate) struct EventPrinter {
+    tx: mpsc::Sender<PrinterMsg>,
+}
+
+#[derive(Debug)]
+enum PrinterMsg {
+    Line(serde_json::Value),
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 impl EventPrinter {
     fn spawn() -> Self {
-        let (tx, mut rx) = mpsc::channel::<serde_json::Value>(4096);
+        let (tx, mut rx) = mpsc::channel::<PrinterMsg>(4096);
         std::thread::Builder::new()
             .name("eewgate-stdout".into())
             .spawn(move || {
                 use std::io::Write;
                 let stdout = std::io::stdout();
-                while let Some(v) = rx.blocking_recv() {
-                    let mut out = stdout.lock();
-                    if writeln!(out, "{v}").and_then(|()| out.flush()).is_err() {
-                        break;
+                while let Some(m) = rx.blocking_recv() {
+                    match m {
+                        PrinterMsg::Line(v) => {
+                            let mut out = stdout.lock();
+                            if writeln!(out, "{v}").and_then(|()| out.flush()).is_err() {
+                                break;
+                            }
+                        }
+                        PrinterMsg::Flush(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
             })
@@ -929,12 +978,21 @@ impl EventPrinter {
         Self { tx }
     }
 
-    fn send(&self, mut value: serde_json::Value) {
+    pub(crate) fn send(&self, mut value: serde_json::Value) {
         if let serde_json::Value::Object(map) = &mut value {
             map.entry("at")
                 .or_insert_with(|| json!(now_utc().to_rfc3339()));
         }
-        let _ = self.tx.try_send(value);
+        let _ = self.tx.try_send(PrinterMsg::Line(value));
+    }
+
+    /// Waits (at most `timeout`) until every line sent so far is written: the last lines
+    /// (the fail-safe's pin changes) must not be lost when the process exits.
+    fn flush(&self, timeout: Duration) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.tx.try_send(PrinterMsg::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(timeout);
+        }
     }
 }
 

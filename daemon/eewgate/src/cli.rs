@@ -58,6 +58,12 @@ enum Command {
     ///
     /// Exits 78 when the settings are invalid; stops cleanly on SIGTERM/SIGINT.
     Run(Box<crate::run_cmd::RunArgs>),
+    /// Release every configured relay contact (its safe state) and exit; for systemd's
+    /// `ExecStopPost=`, so the contacts are released even after `kill -9`.
+    ///
+    /// Prints one JSON line per contact. Exits 78 when the settings are invalid, 1 when a
+    /// pin could not be set.
+    Failsafe(crate::run_cmd::FailsafeArgs),
     /// Check a settings file and report every problem at once (exit 78 when invalid).
     CheckConfig(crate::run_cmd::CheckConfigArgs),
     /// Protocol-faithful upstream simulators for tests, demos and drills (JSON Lines on
@@ -74,6 +80,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::History(args) => crate::history_cmd::run(&args),
         Command::Run(args) => crate::run_cmd::run(&args),
         Command::CheckConfig(args) => Ok(crate::run_cmd::check_config(&args)),
+        Command::Failsafe(args) => Ok(crate::run_cmd::failsafe(&args)),
         Command::Sim(args) => crate::sim::run(&args),
         Command::Predict(args) => match crate::predict_cmd::run(&args) {
             Ok(result) => result,

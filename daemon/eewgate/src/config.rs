@@ -1,5 +1,5 @@
 //! The settings file: the engine's sections (validated by `eew-core`) plus the daemon's
-//! own — `[daemon]`, `[storage]`, `[time]` and `[[links.*]]` — checked here with the same
+//! own — `[daemon]`, `[storage]`, `[time]`, `[[links.*]]` and `[hardware]` — checked here with the same
 //! [`Walker`], so `eewgate check-config` reports every problem of both at once.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ pub const EX_CONFIG: u8 = 78;
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Top-level sections the binary owns (the rest belong to `eew-core`).
-pub const DAEMON_SECTIONS: &[&str] = &["daemon", "storage", "time", "links"];
+pub const DAEMON_SECTIONS: &[&str] = &["daemon", "storage", "time", "links", "hardware"];
 
 /// Default history database.
 pub const DEFAULT_DB_PATH: &str = "/var/lib/eewgate/history.db";
@@ -140,6 +140,58 @@ pub struct TimeConfig {
     pub require_sync: bool,
 }
 
+/// Which pins backend drives the relays and the LED.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HardwareBackend {
+    /// In memory (laptops, CI, the demo).
+    Sim,
+    /// The Raspberry Pi's GPIO (rppal; needs the `rpi` cargo feature).
+    Rpi,
+}
+
+/// `[[hardware.relay]]`: how one engine contact is wired.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelayPins {
+    /// The engine contact (`[[outputs.relay]] id`).
+    pub id: u8,
+    /// BCM pin driving the relay.
+    pub pin: u8,
+    /// The relay operates when the pin is low.
+    pub active_low: bool,
+    /// BCM input pin of the feedback contact (high = contact closed).
+    pub readback_pin: Option<u8>,
+    /// The read-back must follow within this long.
+    pub readback_timeout: Duration,
+}
+
+/// `[hardware.led]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedPins {
+    /// Red BCM pin.
+    pub red: u8,
+    /// Green BCM pin.
+    pub green: u8,
+    /// Blue BCM pin (optional).
+    pub blue: Option<u8>,
+}
+
+/// `[hardware]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HardwareConfig {
+    /// The backend.
+    pub backend: HardwareBackend,
+    /// Every engine contact's wiring (the sim backend fills in defaults).
+    pub relays: Vec<RelayPins>,
+    /// The status LED (none on a Pi without `[hardware.led]`).
+    pub led: Option<LedPins>,
+}
+
+/// Default relay pins of the sim backend, by contact id (1–16).
+pub const DEFAULT_RELAY_PINS: [u8; 16] =
+    [5, 6, 13, 19, 26, 16, 20, 21, 12, 25, 24, 23, 18, 4, 7, 8];
+/// Default LED pins (red, green, blue).
+pub const DEFAULT_LED_PINS: (u8, u8, u8) = (17, 27, 22);
+
 /// Everything `eewgate run` needs.
 #[derive(Clone, Debug)]
 pub struct DaemonConfig {
@@ -153,6 +205,8 @@ pub struct DaemonConfig {
     pub storage: StorageConfig,
     /// `[time]`.
     pub time: TimeConfig,
+    /// `[hardware]`.
+    pub hardware: HardwareConfig,
     /// The file's text, recorded in history when it changes.
     pub text: String,
     /// Notes for the installer (suggested values).
@@ -179,6 +233,11 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
     let storage = storage_section(&mut w, &table, base);
     let time = time_section(&mut w, &table);
     let links = links_section(&mut w, &table, base);
+    let engine_relays: Option<Vec<u8>> = engine
+        .as_ref()
+        .ok()
+        .map(|l| l.settings.outputs.relays.iter().map(|r| r.id).collect());
+    let hardware = hardware_section(&mut w, &table, engine_relays.as_deref());
     let mut errors = match &engine {
         Ok(_) => Vec::new(),
         Err(e) => e.0.clone(),
@@ -191,6 +250,7 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
             daemon,
             storage,
             time,
+            hardware,
             text: text.to_owned(),
             notes: loaded
                 .notes
@@ -287,6 +347,191 @@ fn time_section(w: &mut Walker, table: &Table) -> TimeConfig {
         "time",
         &["max_offset_ms", "check_interval_s", "require_sync"],
     );
+    out
+}
+
+fn pin_at(w: &mut Walker, t: &Table, path: &str, key: &str) -> Option<u8> {
+    w.get(t, path, key)
+        .and_then(|(p, v)| w.int_in(&p, v, 0, 27))
+        .and_then(|n| u8::try_from(n).ok())
+}
+
+fn hardware_section(w: &mut Walker, table: &Table, engine: Option<&[u8]>) -> HardwareConfig {
+    let mut out = HardwareConfig {
+        backend: HardwareBackend::Sim,
+        relays: Vec::new(),
+        led: None,
+    };
+    let section = w.section(table, "", "hardware");
+    let mut led_given = false;
+    // (pin, where it was given) for the uniqueness check.
+    let mut used: Vec<(u8, String)> = Vec::new();
+    if let Some(t) = section {
+        if let Some((p, v)) = w.get(t, "hardware", "backend")
+            && let Some(b) = w.choice_at(
+                &p,
+                v,
+                &[("sim", HardwareBackend::Sim), ("rpi", HardwareBackend::Rpi)],
+            )
+        {
+            out.backend = b;
+        }
+        if let Some((path, v)) = w.get(t, "hardware", "relay") {
+            if let Some(array) = v.as_array() {
+                for (i, item) in array.iter().enumerate() {
+                    let path = format!("hardware.relay[{i}]");
+                    let Some(rt) = w.table_at(&path, item) else {
+                        continue;
+                    };
+                    let id = w
+                        .require(
+                            rt,
+                            &path,
+                            "id",
+                            "the engine contact, as in [[outputs.relay]] id",
+                        )
+                        .and_then(|(p, v)| {
+                            let id = w.int_in(&p, v, 1, 16).and_then(|n| u8::try_from(n).ok())?;
+                            if engine.is_some_and(|e| !e.contains(&id)) {
+                                w.error(p, format!("no [[outputs.relay]] has id = {id}"));
+                                return None;
+                            }
+                            if out.relays.iter().any(|r: &RelayPins| r.id == id) {
+                                w.error(p, format!("contact {id} is wired twice"));
+                                return None;
+                            }
+                            Some(id)
+                        });
+                    if w.get(rt, &path, "pin").is_none() {
+                        w.error(
+                            format!("{path}.pin"),
+                            "required: the BCM pin driving the relay, 0–27",
+                        );
+                    }
+                    let pin = pin_at(w, rt, &path, "pin");
+                    let active_low = w
+                        .get(rt, &path, "active_low")
+                        .and_then(|(p, v)| w.bool_at(&p, v))
+                        .unwrap_or(false);
+                    let readback_pin = pin_at(w, rt, &path, "readback_pin");
+                    let readback_ms = w
+                        .get(rt, &path, "readback_timeout_ms")
+                        .and_then(|(p, v)| w.u32_in(&p, v, 5, 5000))
+                        .unwrap_or(100);
+                    w.unknown_keys(
+                        rt,
+                        &path,
+                        &[
+                            "id",
+                            "pin",
+                            "active_low",
+                            "readback_pin",
+                            "readback_timeout_ms",
+                        ],
+                    );
+                    if let Some(pin) = pin {
+                        used.push((pin, format!("{path}.pin")));
+                    }
+                    if let Some(pin) = readback_pin {
+                        used.push((pin, format!("{path}.readback_pin")));
+                    }
+                    if let (Some(id), Some(pin)) = (id, pin) {
+                        out.relays.push(RelayPins {
+                            id,
+                            pin,
+                            active_low,
+                            readback_pin,
+                            readback_timeout: Duration::from_millis(u64::from(readback_ms)),
+                        });
+                    }
+                }
+            } else {
+                w.error(
+                    path,
+                    "must be an array of tables: write each contact as [[hardware.relay]]",
+                );
+            }
+        }
+        if let Some(lt) = w.section(t, "hardware", "led") {
+            led_given = true;
+            let path = "hardware.led";
+            for key in ["red_pin", "green_pin"] {
+                if w.get(lt, path, key).is_none() {
+                    w.error(format!("{path}.{key}"), "required: a BCM pin, 0–27");
+                }
+            }
+            let red = pin_at(w, lt, path, "red_pin");
+            let green = pin_at(w, lt, path, "green_pin");
+            let blue = pin_at(w, lt, path, "blue_pin");
+            w.unknown_keys(lt, path, &["red_pin", "green_pin", "blue_pin"]);
+            for (key, pin) in [("red_pin", red), ("green_pin", green), ("blue_pin", blue)] {
+                if let Some(pin) = pin {
+                    used.push((pin, format!("{path}.{key}")));
+                }
+            }
+            if let (Some(red), Some(green)) = (red, green) {
+                out.led = Some(LedPins { red, green, blue });
+            }
+        }
+        w.unknown_keys(t, "hardware", &["backend", "relay", "led"]);
+    }
+    for (i, (pin, at)) in used.iter().enumerate() {
+        if let Some((_, first)) = used.iter().take(i).find(|(p, _)| p == pin) {
+            w.error(at.clone(), format!("pin {pin} is already used by {first}"));
+        }
+    }
+    // Contacts the engine has but the file does not wire.
+    let missing: Vec<u8> = engine
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .filter(|id| !out.relays.iter().any(|r| r.id == *id))
+        .collect();
+    match out.backend {
+        HardwareBackend::Rpi => {
+            if !missing.is_empty() && w.is_clean() {
+                w.error(
+                    "hardware.relay",
+                    format!(
+                        "contacts {missing:?} of [[outputs.relay]] have no [[hardware.relay]] (id, pin) on the rpi backend"
+                    ),
+                );
+            }
+        }
+        HardwareBackend::Sim => {
+            let mut taken: Vec<u8> = used.iter().map(|(p, _)| *p).collect();
+            if !led_given {
+                let (r, g, b) = DEFAULT_LED_PINS;
+                taken.extend([r, g, b]);
+            }
+            for id in missing {
+                let preferred = DEFAULT_RELAY_PINS
+                    .get(usize::from(id).saturating_sub(1))
+                    .copied()
+                    .filter(|p| !taken.contains(p));
+                let Some(pin) = preferred.or_else(|| (0..=27).find(|p| !taken.contains(p))) else {
+                    continue;
+                };
+                taken.push(pin);
+                out.relays.push(RelayPins {
+                    id,
+                    pin,
+                    active_low: false,
+                    readback_pin: None,
+                    readback_timeout: Duration::from_millis(100),
+                });
+            }
+            if !led_given {
+                let (red, green, blue) = DEFAULT_LED_PINS;
+                out.led = Some(LedPins {
+                    red,
+                    green,
+                    blue: Some(blue),
+                });
+            }
+        }
+    }
+    out.relays.sort_by_key(|r| r.id);
     out
 }
 
@@ -730,4 +975,62 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
         ));
     }
     Ok(text)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
+mod hardware_tests {
+    use super::*;
+
+    const BASE: &str = "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+        [[links.replay]]\nname = \"r\"\nfiles = [\"x.xml\"]\n";
+
+    fn errors(extra: &str) -> Vec<String> {
+        match parse_daemon(&format!("{BASE}{extra}"), Path::new(".")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn without_a_hardware_section_the_sim_backend_wires_every_contact() {
+        let cfg = parse_daemon(BASE, Path::new(".")).unwrap();
+        assert_eq!(cfg.hardware.backend, HardwareBackend::Sim);
+        let ids: Vec<u8> = cfg.hardware.relays.iter().map(|r| r.id).collect();
+        let engine: Vec<u8> = cfg.settings.outputs.relays.iter().map(|r| r.id).collect();
+        assert_eq!(ids, engine);
+        assert!(cfg.hardware.led.is_some());
+        let mut pins: Vec<u8> = cfg.hardware.relays.iter().map(|r| r.pin).collect();
+        pins.extend([17, 27, 22]);
+        let n = pins.len();
+        pins.sort_unstable();
+        pins.dedup();
+        assert_eq!(pins.len(), n, "no pin used twice");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let e = errors(
+            "[hardware]\nbackend = \"gpio\"\ncolour = 1\n\
+             [[hardware.relay]]\nid = 9\npin = 40\n\
+             [[hardware.relay]]\nid = 1\npin = 5\nreadback_pin = 5\n\
+             [hardware.led]\nred_pin = 17\n",
+        );
+        let has = |p: &str| e.iter().any(|l| l.starts_with(p));
+        assert!(has("hardware.backend"), "{e:?}");
+        assert!(has("hardware.colour"), "{e:?}");
+        assert!(has("hardware.relay[0].id"), "{e:?}");
+        assert!(has("hardware.relay[0].pin"), "{e:?}");
+        assert!(has("hardware.relay[1].readback_pin"), "{e:?}");
+        assert!(has("hardware.led.green_pin"), "{e:?}");
+    }
+
+    #[test]
+    fn the_rpi_backend_needs_every_contact_wired() {
+        let e = errors("[hardware]\nbackend = \"rpi\"\n[[hardware.relay]]\nid = 1\npin = 5\n");
+        assert!(e.iter().any(|l| l.starts_with("hardware.relay:")), "{e:?}");
+    }
 }

@@ -12,12 +12,15 @@
 //! - [`store`] — history in SQLite (sqlx).
 //! - [`sim`] — protocol-faithful upstream simulators (`eewgate sim`).
 //! - [`system`] — clock, systemd, watchdog, time sync.
+//! - [`hw`] — pins (relays, LED): the sim and Raspberry Pi backends.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod history_cmd;
+pub mod hw;
 pub mod inputs;
+pub mod outputs;
 pub mod predict_cmd;
 pub mod replay_cmd;
 pub mod run_cmd;

@@ -1,4 +1,4 @@
-//! `eewgate run` and `eewgate check-config`.
+//! `eewgate run`, `eewgate check-config` and `eewgate failsafe`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,4 +82,36 @@ fn print_errors(file: &std::path::Path, errors: &[eew_core::settings::SettingsEr
         file.display(),
         errors.len()
     );
+}
+
+/// Arguments of `eewgate failsafe`.
+#[derive(Debug, Args)]
+pub struct FailsafeArgs {
+    /// Settings file naming the relay pins.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+/// Releases every configured relay contact: exit 0, 78 on invalid settings, 1 when a pin
+/// could not be set.
+pub fn failsafe(args: &FailsafeArgs) -> ExitCode {
+    let cfg = match config::load_daemon(&args.config) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            print_errors(&args.config, &errors);
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    match crate::outputs::failsafe(&cfg.hardware) {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("eewgate failsafe: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

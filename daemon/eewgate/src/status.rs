@@ -97,7 +97,8 @@ pub struct Status {
     pub storage: StorageStatus,
     /// Watchdog.
     pub watchdog: WatchdogStatus,
-    /// Outputs' health by output name (filled by the outputs, issue 5).
+    /// Outputs' health by output name (`relay:1` → `ok` or `fault: …`; `led` → the
+    /// pattern shown).
     pub outputs: BTreeMap<String, String>,
     /// The current alert.
     pub alert: AlertStatus,
@@ -120,6 +121,11 @@ impl Status {
         }
         if !self.storage.ok {
             faults.push("storage".to_owned());
+        }
+        for (name, health) in &self.outputs {
+            if health.starts_with("fault") {
+                faults.push(name.clone());
+            }
         }
         faults
     }

@@ -1,0 +1,439 @@
+//! The physical outputs of `eewgate run`: one task per relay contact and one for the
+//! status LED, each with its own bounded queue, so a relay never waits behind the LED,
+//! audio, MQTT or SQLite. The core loop routes every action by its [`OutputId`] with
+//! `try_send` ([`Router`]).
+//!
+//! Fail-safe: every relay pin is claimed at its released level before READY, and
+//! [`Failsafe`] releases them all again on every exit path of `run` (it releases on drop).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eew_core::engine::{Action, ActionKind, LedPattern, OutputId};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::EventPrinter;
+use crate::config::{HardwareConfig, LedPins, RelayPins};
+use crate::hw::led::{LedState, Rgb, frames, state};
+use crate::hw::sim::SimBoard;
+use crate::hw::{Backend, InputPin, OutputPin, operated_level, released_level};
+use crate::status::Status;
+use crate::store::{FaultRecord, HistoryWriter, Record};
+use crate::system::clock::{now_jst, now_utc};
+
+/// Capacity of each relay's queue.
+const RELAY_QUEUE: usize = 64;
+/// Capacity of the LED's queue.
+const LED_QUEUE: usize = 64;
+/// How often a read-back input is polled while waiting for it to follow.
+const READBACK_POLL: Duration = Duration::from_millis(2);
+
+type SharedPin = Arc<Mutex<Box<dyn OutputPin>>>;
+
+fn set_pin(pin: &SharedPin, level: bool) -> anyhow::Result<()> {
+    pin.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .set(level)
+}
+
+/// One relay contact, claimed and released.
+pub(crate) struct RelayDriver {
+    pins: RelayPins,
+    label: String,
+    out: SharedPin,
+    readback: Option<Box<dyn InputPin>>,
+}
+
+/// The LED's pins.
+pub(crate) struct LedDriver {
+    red: Box<dyn OutputPin>,
+    green: Box<dyn OutputPin>,
+    blue: Option<Box<dyn OutputPin>>,
+}
+
+impl LedDriver {
+    fn show(&mut self, c: Rgb) -> anyhow::Result<()> {
+        self.red.set(c.0)?;
+        self.green.set(c.1)?;
+        if let Some(b) = self.blue.as_mut() {
+            b.set(c.2)?;
+        }
+        Ok(())
+    }
+}
+
+/// Releases every relay contact; also on drop, so every exit path of `run` releases.
+pub struct Failsafe {
+    relays: Vec<(String, bool, SharedPin)>,
+}
+
+impl std::fmt::Debug for Failsafe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.relays.iter().map(|(l, _, _)| l.as_str()).collect();
+        f.debug_struct("Failsafe").field("relays", &names).finish()
+    }
+}
+
+impl Failsafe {
+    /// Drives every relay pin to its released level.
+    pub fn release_all(&self) {
+        for (label, level, pin) in &self.relays {
+            if let Err(err) = set_pin(pin, *level) {
+                tracing::error!(output = %label, error = %err, "fail-safe: cannot release");
+            }
+        }
+    }
+}
+
+impl Drop for Failsafe {
+    fn drop(&mut self) {
+        self.release_all();
+        tracing::info!(
+            relays = self.relays.len(),
+            "fail-safe: every relay released"
+        );
+    }
+}
+
+/// The claimed hardware.
+pub(crate) struct Hardware {
+    pub(crate) failsafe: Failsafe,
+    pub(crate) relays: Vec<RelayDriver>,
+    pub(crate) led: Option<LedDriver>,
+}
+
+/// Opens the backend and claims every pin, relays at their released level.
+pub(crate) fn claim(
+    cfg: &HardwareConfig,
+    backend: &dyn Backend,
+    sim: &SimBoard,
+) -> anyhow::Result<Hardware> {
+    let mut relays = Vec::new();
+    let mut failsafe = Failsafe { relays: Vec::new() };
+    for r in &cfg.relays {
+        let label = OutputId::Relay(r.id).to_string();
+        let released = released_level(r.active_low);
+        let out: SharedPin = Arc::new(Mutex::new(backend.output(r.pin, &label, released)?));
+        failsafe.relays.push((label.clone(), released, out.clone()));
+        let readback = match r.readback_pin {
+            Some(p) => {
+                // On the sim board the feedback contact is wired to its relay.
+                sim.wire(p, r.pin, r.active_low);
+                Some(backend.input(p, &format!("{label}:readback"))?)
+            }
+            None => None,
+        };
+        relays.push(RelayDriver {
+            pins: r.clone(),
+            label,
+            out,
+            readback,
+        });
+    }
+    let led = match &cfg.led {
+        Some(LedPins { red, green, blue }) => Some(LedDriver {
+            red: backend.output(*red, "led:red", false)?,
+            green: backend.output(*green, "led:green", false)?,
+            blue: blue
+                .map(|b| backend.output(b, "led:blue", false))
+                .transpose()?,
+        }),
+        None => None,
+    };
+    Ok(Hardware {
+        failsafe,
+        relays,
+        led,
+    })
+}
+
+/// Where the core loop sends each action.
+#[derive(Clone, Debug)]
+pub(crate) struct Router {
+    relays: BTreeMap<u8, mpsc::Sender<Action>>,
+    led: Option<mpsc::Sender<Action>>,
+    rest: mpsc::Sender<Action>,
+}
+
+impl Router {
+    /// Never waits: a full (or closed) queue is reported, the action dropped.
+    pub(crate) fn try_send(&self, a: Action) -> Result<(), String> {
+        let tx = match a.output {
+            OutputId::Relay(n) => self.relays.get(&n).unwrap_or(&self.rest),
+            OutputId::Led => self.led.as_ref().unwrap_or(&self.rest),
+            OutputId::Audio | OutputId::Mqtt => &self.rest,
+        };
+        let output = a.output;
+        tx.try_send(a).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => format!("{output}: queue full"),
+            mpsc::error::TrySendError::Closed(_) => format!("{output}: output stopped"),
+        })
+    }
+}
+
+/// What every output task needs besides its own queue.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) events: Option<EventPrinter>,
+    pub(crate) status: watch::Sender<Status>,
+    pub(crate) history: Option<HistoryWriter>,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// Spawns a task per relay and one for the LED; returns the router (audio and MQTT go to
+/// `rest`).
+pub(crate) fn spawn(
+    sup: &mut crate::supervisor::Supervisor,
+    relays_hw: Vec<RelayDriver>,
+    led_hw: Option<LedDriver>,
+    ctx: &Ctx,
+    rest: mpsc::Sender<Action>,
+) -> Router {
+    let mut relays = BTreeMap::new();
+    ctx.status.send_modify(|s| {
+        for r in &relays_hw {
+            s.outputs.insert(r.label.clone(), "ok".to_owned());
+        }
+    });
+    for r in relays_hw {
+        let (tx, rx) = mpsc::channel(RELAY_QUEUE);
+        relays.insert(r.pins.id, tx);
+        let name = r.label.clone();
+        sup.spawn(name, relay_task(r, rx, ctx.clone()));
+    }
+    let led = led_hw.map(|l| {
+        let (tx, rx) = mpsc::channel(LED_QUEUE);
+        let status_rx = ctx.status.subscribe();
+        sup.spawn("led", led_task(l, rx, status_rx, ctx.clone()));
+        tx
+    });
+    Router { relays, led, rest }
+}
+
+/// The action as a JSON line (`type = "action"`), with extra fields.
+pub(crate) fn action_line(a: &Action, extra: serde_json::Value) -> Option<serde_json::Value> {
+    let mut v = serde_json::to_value(a).ok()?;
+    if let serde_json::Value::Object(map) = &mut v {
+        map.insert("type".into(), json!("action"));
+        if let serde_json::Value::Object(e) = extra {
+            map.extend(e);
+        }
+    }
+    Some(v)
+}
+
+async fn relay_task(
+    mut r: RelayDriver,
+    mut rx: mpsc::Receiver<Action>,
+    ctx: Ctx,
+) -> anyhow::Result<()> {
+    let mut faulted = false;
+    loop {
+        let a = tokio::select! {
+            () = ctx.cancel.cancelled() => return Ok(()),
+            a = rx.recv() => match a { Some(a) => a, None => return Ok(()) },
+        };
+        let closed = match a.kind {
+            ActionKind::On { .. } => true,
+            ActionKind::Off => false,
+            _ => continue,
+        };
+        let level = if closed {
+            operated_level(r.pins.active_low)
+        } else {
+            released_level(r.pins.active_low)
+        };
+        if let Some(p) = &ctx.events
+            && let Some(v) = action_line(&a, json!({}))
+        {
+            p.send(v);
+        }
+        let result = set_pin(&r.out, level);
+        let switched = now_jst();
+        let latency_us = switched
+            .0
+            .signed_duration_since(a.at.0)
+            .num_microseconds()
+            .unwrap_or(i64::MAX);
+        match &result {
+            Ok(()) => tracing::info!(
+                output = %r.label, action = a.kind.name(), event_id = ?a.event_id,
+                serial = ?a.serial, pin = r.pins.pin, level, latency_us, "relay switched"
+            ),
+            Err(err) => tracing::error!(
+                output = %r.label, action = a.kind.name(), event_id = ?a.event_id,
+                error = %err, "relay pin could not be set"
+            ),
+        }
+        if let Some(p) = &ctx.events {
+            p.send(json!({
+                "type": "switched", "output": &r.label, "closed": closed, "level": level,
+                "event_id": a.event_id, "serial": a.serial,
+                "switched_at": switched.0.to_rfc3339(), "latency_us": latency_us,
+                "ok": result.is_ok(),
+            }));
+        }
+        let problem = match result {
+            Err(err) => Some(format!("fault: cannot set pin {}: {err}", r.pins.pin)),
+            Ok(()) => match r.readback.as_mut() {
+                Some(input) => readback(input.as_mut(), closed, r.pins.readback_timeout)
+                    .await
+                    .err(),
+                None => None,
+            },
+        };
+        let now_faulted = problem.is_some();
+        if now_faulted || faulted {
+            let text = problem.clone().unwrap_or_else(|| "ok".to_owned());
+            ctx.status.send_modify(|s| {
+                s.outputs.insert(r.label.clone(), text);
+            });
+        }
+        if now_faulted != faulted {
+            faulted = now_faulted;
+            if faulted {
+                tracing::error!(output = %r.label, detail = ?problem, "relay fault");
+            } else {
+                tracing::info!(output = %r.label, "relay healthy");
+            }
+            if let Some(h) = &ctx.history {
+                let _ = h.try_send(Record::Fault(FaultRecord {
+                    at: now_utc(),
+                    kind: "output".to_owned(),
+                    active: faulted,
+                    detail: Some(format!(
+                        "{}: {}",
+                        r.label,
+                        problem.clone().unwrap_or_default()
+                    )),
+                }));
+            }
+            if let Some(p) = &ctx.events {
+                p.send(json!({"type": "fault", "fault": &r.label, "active": faulted, "detail": problem}));
+            }
+        }
+    }
+}
+
+/// Waits until the feedback contact reads `closed` (high = closed), or fails after
+/// `timeout`.
+async fn readback(input: &mut dyn InputPin, closed: bool, timeout: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        match input.read() {
+            Ok(v) if v == closed => return Ok(()),
+            Ok(_) => {}
+            Err(err) => return Err(format!("fault: read-back unreadable: {err}")),
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!(
+                "fault: read-back did not follow ({}) within {} ms",
+                if closed { "closed" } else { "open" },
+                timeout.as_millis()
+            ));
+        }
+        tokio::time::sleep(READBACK_POLL).await;
+    }
+}
+
+fn led_name(s: LedState) -> &'static str {
+    match s {
+        LedState::Normal => "normal",
+        LedState::UpstreamFault => "upstream_fault",
+        LedState::TimeFault => "time_fault",
+        LedState::InternalFault => "internal_fault",
+        LedState::Exercise => "exercise",
+        LedState::Alert => "alert",
+    }
+}
+
+async fn led_task(
+    mut led: LedDriver,
+    mut rx: mpsc::Receiver<Action>,
+    mut status_rx: watch::Receiver<Status>,
+    ctx: Ctx,
+) -> anyhow::Result<()> {
+    let has_blue = led.blue.is_some();
+    let mut engine = LedPattern::Normal;
+    let mut current: Option<LedState> = None;
+    let mut cycle = Vec::new();
+    let mut idx = 0usize;
+    let mut next = tokio::time::Instant::now();
+    let mut watching = true;
+    loop {
+        let st = state(engine, &status_rx.borrow_and_update());
+        let now = tokio::time::Instant::now();
+        if current != Some(st) {
+            current = Some(st);
+            cycle = frames(st, has_blue);
+            idx = 0;
+            next = now;
+            tracing::info!(pattern = led_name(st), "led");
+            ctx.status.send_if_modified(|s| {
+                let name = led_name(st).to_owned();
+                if s.outputs.get("led") == Some(&name) {
+                    false
+                } else {
+                    s.outputs.insert("led".to_owned(), name);
+                    true
+                }
+            });
+        }
+        if next <= now
+            && let Some((c, d)) = cycle.get(idx).copied()
+        {
+            if let Err(err) = led.show(c) {
+                tracing::warn!(error = %err, "led pin could not be set");
+            }
+            next = if cycle.len() > 1 {
+                now + d
+            } else {
+                now + Duration::from_secs(86_400)
+            };
+            idx = (idx + 1) % cycle.len();
+        }
+        tokio::select! {
+            () = ctx.cancel.cancelled() => {
+                let _ = led.show(Rgb(false, false, false));
+                return Ok(());
+            }
+            a = rx.recv() => match a {
+                Some(a) => {
+                    if let ActionKind::Led { pattern } = a.kind {
+                        engine = pattern;
+                    }
+                    if let Some(p) = &ctx.events
+                        && let Some(v) = action_line(&a, json!({}))
+                    {
+                        p.send(v);
+                    }
+                }
+                None => return Ok(()),
+            },
+            changed = status_rx.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                }
+            }
+            () = tokio::time::sleep_until(next) => {}
+        }
+    }
+}
+
+/// `eewgate failsafe`: every configured relay pin to its released level, then exit.
+pub fn failsafe(cfg: &HardwareConfig) -> anyhow::Result<Vec<serde_json::Value>> {
+    let sim = SimBoard::new();
+    let backend = crate::hw::open(cfg.backend, &sim)?;
+    let mut done = Vec::new();
+    for r in &cfg.relays {
+        let label = OutputId::Relay(r.id).to_string();
+        let level = released_level(r.active_low);
+        let mut pin = backend.output(r.pin, &label, level)?;
+        pin.set(level)?;
+        done.push(json!({"type": "released", "output": label, "pin": r.pin, "level": level}));
+    }
+    Ok(done)
+}

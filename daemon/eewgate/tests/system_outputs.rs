@@ -1,0 +1,283 @@
+//! System tests of the relay contacts on the sim backend: the real daemon, a replay link,
+//! the sim board's pin changes on standard output (`type = "pin"`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fixtures/telegrams")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("system_outputs")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A building in 大分県中部 (area 751) fed by the Bungo series, with three contacts:
+/// 1 latched (released by the cancel) with a read-back input, 2 a 300 ms pulse on an
+/// active-low pin, 3 latched until reset (still closed when the daemon is stopped).
+fn config(dir: &Path) -> PathBuf {
+    let mut files: Vec<String> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("jmaxml_vxse44_20240417_bungo_") && n.ends_with(".xml")
+        })
+        .map(|p| format!("{:?}", p.to_string_lossy()))
+        .collect();
+    files.sort();
+    let text = format!(
+        "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+         [[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"4\"\n\
+         [[outputs.relay]]\nid = 2\nname = \"pulse\"\nmin_class = \"4\"\nmode = \"pulse\"\npulse_ms = 300\n\
+         [[outputs.relay]]\nid = 3\nname = \"gas\"\nmin_class = \"4\"\nrelease_on = [\"reset\"]\n\
+         [storage]\npath = {:?}\n\
+         [time]\nrequire_sync = false\n\
+         [hardware]\nbackend = \"sim\"\n\
+         [[hardware.relay]]\nid = 1\npin = 5\nreadback_pin = 24\nreadback_timeout_ms = 50\n\
+         [[hardware.relay]]\nid = 2\npin = 6\nactive_low = true\n\
+         [[hardware.relay]]\nid = 3\npin = 13\n\
+         [[links.replay]]\nname = \"drill\"\ninterval_ms = 20\nfiles = [{}]\n",
+        dir.join("history.db").to_string_lossy(),
+        files.join(", ")
+    );
+    let path = dir.join("eewgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(config: &Path) -> (Child, mpsc::Receiver<Value>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eewgate"))
+        .args(["run", "--events-stdout", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env("EEWGATE_LOG", "info")
+        .spawn()
+        .expect("the daemon starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout is JSON Lines ({e}): {line}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// The daemon is killed when a test fails half-way.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn until(
+    rx: &mpsc::Receiver<Value>,
+    seen: &mut Vec<Value>,
+    timeout: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done(seen) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(v) => seen.push(v),
+            Err(_) => break,
+        }
+    }
+}
+
+fn pin_levels(lines: &[Value], pin: u64) -> Vec<(usize, bool)> {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v["type"] == "pin" && v["pin"] == pin)
+        .map(|(i, v)| (i, v["level"].as_bool().unwrap()))
+        .collect()
+}
+
+fn position(lines: &[Value], f: impl Fn(&Value) -> bool) -> usize {
+    lines
+        .iter()
+        .position(f)
+        .unwrap_or_else(|| panic!("line not found in {lines:#?}"))
+}
+
+fn at(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(v["at"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn relays_switch_in_the_engines_order_pulse_and_are_released_on_sigterm() {
+    let dir = scratch("relays");
+    let cfg = config(&dir);
+    let (child, rx) = start(&cfg);
+    let mut child = KillOnDrop(child);
+    let mut lines = Vec::new();
+    // Until the cancel released relay 1 and the pulse of relay 2 ended.
+    until(&rx, &mut lines, Duration::from_secs(20), |seen| {
+        seen.iter().any(|v| {
+            v["type"] == "pin" && v["pin"] == 5 && v["level"] == false && v["output"] == "relay:1"
+        }) && pin_levels(seen, 5).len() >= 3
+            && pin_levels(seen, 6).len() >= 3
+            && seen
+                .iter()
+                .filter(|v| v["type"] == "switched" && v["output"] == "relay:1")
+                .count()
+                >= 2
+    });
+
+    // Start-up: every contact claimed at its released level before the first telegram.
+    let first_telegram = position(&lines, |v| v["type"] == "telegram");
+    for (pin, released) in [(5, false), (6, true), (13, false)] {
+        let levels = pin_levels(&lines, pin);
+        assert_eq!(levels[0].1, released, "pin {pin} starts released");
+        assert!(
+            levels[0].0 < first_telegram,
+            "pin {pin} released before any telegram"
+        );
+    }
+
+    // Relay 1: on at serial 4, off at the cancel, the pin following each decision.
+    let on = position(&lines, |v| {
+        v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "on"
+    });
+    assert_eq!(lines[on]["serial"], 4);
+    let off = position(&lines, |v| {
+        v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "off"
+    });
+    assert_eq!(lines[off]["cause"], "cancel");
+    let relay1 = pin_levels(&lines, 5);
+    assert_eq!(
+        relay1.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+        vec![false, true, false]
+    );
+    assert!(on < relay1[1].0 && relay1[1].0 < off && off < relay1[2].0);
+    let switched: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "switched" && v["output"] == "relay:1")
+        .collect();
+    assert_eq!(switched.len(), 2);
+    assert_eq!(switched[0]["serial"], 4);
+    assert!(
+        switched
+            .iter()
+            .all(|s| s["ok"] == true && s["latency_us"].as_i64().unwrap() >= 0)
+    );
+    // The read-back followed: no fault.
+    assert!(
+        !lines
+            .iter()
+            .any(|v| v["type"] == "fault" && v["fault"] == "relay:1"),
+        "{lines:#?}"
+    );
+
+    // Relay 2: a pulse on an active-low pin, low then high again ~300 ms later.
+    let relay2 = pin_levels(&lines, 6);
+    assert_eq!(
+        relay2.iter().map(|(_, l)| *l).collect::<Vec<_>>()[..3],
+        [true, false, true]
+    );
+    let pulse_end = position(&lines, |v| {
+        v["type"] == "action" && v["output"] == "relay:2" && v["action"] == "off"
+    });
+    assert_eq!(lines[pulse_end]["cause"], "pulse_end");
+    assert!(pulse_end < relay2[2].0);
+    let width = at(&lines[relay2[2].0]) - at(&lines[relay2[1].0]);
+    let ms = width.num_milliseconds();
+    assert!((250..1500).contains(&ms), "pulse of {ms} ms");
+
+    // Relay 3 is still closed; SIGTERM releases it.
+    assert!(
+        pin_levels(&lines, 13).last().unwrap().1,
+        "relay 3 still closed"
+    );
+    kill(
+        Pid::from_raw(i32::try_from(child.0.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    while let Ok(v) = rx.recv_timeout(Duration::from_secs(2)) {
+        lines.push(v);
+    }
+    for (pin, released) in [(5, false), (6, true), (13, false)] {
+        assert_eq!(
+            pin_levels(&lines, pin).last().unwrap().1,
+            released,
+            "pin {pin} ends released"
+        );
+    }
+}
+
+#[test]
+fn failsafe_releases_every_configured_contact() {
+    let dir = scratch("failsafe");
+    let cfg = config(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_eewgate"))
+        .args(["failsafe", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, u64, bool)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["output"].as_str().unwrap().to_owned(),
+                v["pin"].as_u64().unwrap(),
+                v["level"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("relay:1".to_owned(), 5, false),
+            ("relay:2".to_owned(), 6, true),
+            ("relay:3".to_owned(), 13, false)
+        ]
+    );
+}
