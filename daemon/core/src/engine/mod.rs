@@ -1031,13 +1031,7 @@ impl Engine {
             if !release {
                 continue;
             }
-            let hold_until = match rule.mode {
-                ContactMode::Latched => state
-                    .activated_at
-                    .map(|t| add_ms(t, 1000 * i64::from(rule.hold_s))),
-                ContactMode::Pulse { .. } => None,
-            };
-            match hold_until {
+            match hold_until(rule, state) {
                 Some(t) if t > now => state.release_at = Some((t, cause)),
                 _ => {
                     state.active = false;
@@ -1069,13 +1063,7 @@ impl Engine {
             }
             // A latched contact stays closed at least its hold time, whatever releases it
             // (the elevators finish their stop even if reset at once).
-            let hold_until = match rule.mode {
-                ContactMode::Latched => state
-                    .activated_at
-                    .map(|t| add_ms(t, 1000 * i64::from(rule.hold_s))),
-                ContactMode::Pulse { .. } => None,
-            };
-            if let Some(t) = hold_until.filter(|t| *t > now) {
+            if let Some(t) = hold_until(rule, state).filter(|t| *t > now) {
                 state.owners.clear();
                 state.release_at = Some((t, Cause::Reset));
                 continue;
@@ -1495,6 +1483,17 @@ impl Engine {
             }),
             flags: level.map(|l| l.flags).unwrap_or_default(),
         }
+    }
+}
+
+/// Until when a closed latched contact must stay closed (`hold_s` after it closed);
+/// `None` for pulse contacts, which end by themselves.
+fn hold_until(rule: &crate::settings::RelayRule, state: &RelayState) -> Option<JstTime> {
+    match rule.mode {
+        ContactMode::Latched => state
+            .activated_at
+            .map(|t| add_ms(t, 1000 * i64::from(rule.hold_s))),
+        ContactMode::Pulse { .. } => None,
     }
 }
 
