@@ -56,6 +56,8 @@ pub struct RunOptions {
     /// Test hook: the core loop stops making progress after this long (proves that a stuck
     /// loop lets the watchdog fire). Set by `EEWGATE_TEST_STALL_CORE_AFTER_MS`.
     pub stall_core_after: Option<Duration>,
+    /// Test hook: sim input pins stuck at a level (a broken read-back wire).
+    pub sim_stuck_inputs: Vec<(u8, bool)>,
 }
 
 impl RunOptions {
@@ -65,6 +67,18 @@ impl RunOptions {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis);
+        // "24=0,25=1": pin=level pairs.
+        self.sim_stuck_inputs = std::env::var("EEWGATE_TEST_SIM_STUCK_INPUTS")
+            .ok()
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|pair| {
+                        let (pin, level) = pair.split_once('=')?;
+                        Some((pin.trim().parse().ok()?, level.trim() == "1"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         self
     }
 }
@@ -159,12 +173,20 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
             }));
         });
     }
+    if let (crate::config::HardwareBackend::Sim, Some(f)) =
+        (cfg.hardware.backend, &cfg.hardware.sim_state_file)
+    {
+        sim.persist_to(f)?;
+    }
     let backend = crate::hw::open(cfg.hardware.backend, &sim)?;
     let crate::outputs::Hardware {
         failsafe,
         relays,
         led,
     } = crate::outputs::claim(&cfg.hardware, backend.as_ref(), &sim)?;
+    for (pin, level) in &opts.sim_stuck_inputs {
+        sim.stick(*pin, Some(*level));
+    }
     let (out_tx, out_rx) = mpsc::channel::<Action>(OUTPUT_QUEUE);
     {
         let cancel = sup.token();

@@ -184,6 +184,10 @@ pub struct HardwareConfig {
     pub relays: Vec<RelayPins>,
     /// The status LED (none on a Pi without `[hardware.led]`).
     pub led: Option<LedPins>,
+    /// Sim backend only: a file that keeps the pins' levels across processes, as a real
+    /// board keeps its GPIO levels after a `kill -9` (so `eewgate failsafe` can be shown to
+    /// release what a killed daemon left closed).
+    pub sim_state_file: Option<PathBuf>,
 }
 
 /// Default relay pins of the sim backend, by contact id (1–16).
@@ -237,7 +241,7 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
         .as_ref()
         .ok()
         .map(|l| l.settings.outputs.relays.iter().map(|r| r.id).collect());
-    let hardware = hardware_section(&mut w, &table, engine_relays.as_deref());
+    let hardware = hardware_section(&mut w, &table, engine_relays.as_deref(), base);
     let mut errors = match &engine {
         Ok(_) => Vec::new(),
         Err(e) => e.0.clone(),
@@ -356,11 +360,17 @@ fn pin_at(w: &mut Walker, t: &Table, path: &str, key: &str) -> Option<u8> {
         .and_then(|n| u8::try_from(n).ok())
 }
 
-fn hardware_section(w: &mut Walker, table: &Table, engine: Option<&[u8]>) -> HardwareConfig {
+fn hardware_section(
+    w: &mut Walker,
+    table: &Table,
+    engine: Option<&[u8]>,
+    base: &Path,
+) -> HardwareConfig {
     let mut out = HardwareConfig {
         backend: HardwareBackend::Sim,
         relays: Vec::new(),
         led: None,
+        sim_state_file: None,
     };
     let section = w.section(table, "", "hardware");
     let mut led_given = false;
@@ -473,7 +483,20 @@ fn hardware_section(w: &mut Walker, table: &Table, engine: Option<&[u8]>) -> Har
                 out.led = Some(LedPins { red, green, blue });
             }
         }
-        w.unknown_keys(t, "hardware", &["backend", "relay", "led"]);
+        if let Some((p, v)) = w.get(t, "hardware", "sim_state_file")
+            && let Some(f) = w.str_at(&p, v)
+        {
+            if f.trim().is_empty() {
+                w.error(p, "must name a file, e.g. \"/run/eewgate/sim-pins.json\"");
+            } else {
+                out.sim_state_file = Some(base.join(f));
+            }
+        }
+        w.unknown_keys(
+            t,
+            "hardware",
+            &["backend", "relay", "led", "sim_state_file"],
+        );
     }
     for (i, (pin, at)) in used.iter().enumerate() {
         if let Some((_, first)) = used.iter().take(i).find(|(p, _)| p == pin) {

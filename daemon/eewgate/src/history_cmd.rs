@@ -53,6 +53,10 @@ pub struct What {
     /// Output actions (relays, audio, LED, MQTT).
     #[arg(long)]
     pub actions: bool,
+    /// What each output did with each action: ok or the fault, and the latency from the
+    /// engine's decision to the effect (pin edge, first sample, PUBACK).
+    #[arg(long)]
+    pub outputs: bool,
     /// Engine decisions: what was made of each report and command.
     #[arg(long)]
     pub decisions: bool,
@@ -180,6 +184,33 @@ async fn select(store: &Store, args: &HistoryArgs) -> anyhow::Result<Printed> {
                 r.label.clone(),
                 opt(&r.intensity_class),
                 action_detail(&r.json),
+            ];
+            p.push(&r, cells)?;
+        }
+        Ok(p)
+    } else if w.outputs {
+        let mut p = Printed::new(&[
+            "ID",
+            "AT",
+            "OUTPUT",
+            "ACTION",
+            "EVENT",
+            "SERIAL",
+            "OK",
+            "LATENCY_US",
+            "DETAIL",
+        ]);
+        for r in store.recent_output_results(limit).await? {
+            let cells = vec![
+                r.id.to_string(),
+                time(&r.at),
+                r.output.clone(),
+                r.action.clone(),
+                opt(&r.event_id),
+                opt(&r.serial),
+                yes_no(r.ok),
+                opt(&r.latency_us),
+                opt(&r.detail),
             ];
             p.push(&r, cells)?;
         }

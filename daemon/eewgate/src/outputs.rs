@@ -21,7 +21,7 @@ use crate::hw::led::{LedState, Rgb, frames, state};
 use crate::hw::sim::SimBoard;
 use crate::hw::{Backend, InputPin, OutputPin, operated_level, released_level};
 use crate::status::Status;
-use crate::store::{FaultRecord, HistoryWriter, Record};
+use crate::store::{FaultRecord, HistoryWriter, OutputRecord, Record};
 use crate::system::clock::{now_jst, now_utc};
 
 /// Capacity of each relay's queue.
@@ -213,6 +213,74 @@ pub(crate) fn spawn(
     Router { relays, led, rest }
 }
 
+/// Microseconds from the engine's decision (`a.at`) to now.
+pub(crate) fn since_decision_us(a: &Action) -> i64 {
+    now_jst()
+        .0
+        .signed_duration_since(a.at.0)
+        .num_microseconds()
+        .unwrap_or(i64::MAX)
+}
+
+impl Ctx {
+    /// Records what `output` did with `a` in history (`output_results`), never waiting.
+    pub(crate) fn record_result(
+        &self,
+        output: &str,
+        a: &Action,
+        ok: bool,
+        latency_us: Option<i64>,
+        detail: Option<String>,
+    ) {
+        if let Some(h) = &self.history {
+            let _ = h.try_send(Record::Output(OutputRecord {
+                at: now_utc(),
+                output: output.to_owned(),
+                action: a.kind.name().to_owned(),
+                event_id: a.event_id.clone(),
+                serial: a.serial,
+                ok,
+                latency_us,
+                detail,
+            }));
+        }
+    }
+
+    /// Sets `outputs[output]` on the status model, raising or clearing an output fault
+    /// (history, events, log) when its health changes. `problem` is `None` when healthy.
+    pub(crate) fn set_output_health(&self, output: &str, problem: Option<String>) {
+        let text = problem.clone().unwrap_or_else(|| "ok".to_owned());
+        let mut was_faulted = false;
+        let changed = self.status.send_if_modified(|s| {
+            let old = s.outputs.insert(output.to_owned(), text.clone());
+            was_faulted = old.as_deref().is_some_and(|o| o != "ok");
+            old.as_deref() != Some(text.as_str())
+        });
+        let now_faulted = problem.is_some();
+        if !changed || was_faulted == now_faulted {
+            return;
+        }
+        if now_faulted {
+            tracing::error!(output = %output, detail = ?problem, "output fault");
+        } else {
+            tracing::info!(output = %output, "output healthy");
+        }
+        if let Some(h) = &self.history {
+            let _ = h.try_send(Record::Fault(FaultRecord {
+                at: now_utc(),
+                kind: "output".to_owned(),
+                active: now_faulted,
+                detail: Some(format!("{output}: {}", problem.clone().unwrap_or_default())),
+            }));
+        }
+        if let Some(p) = &self.events {
+            p.send(
+                json!({"type": "fault", "fault": output, "active": now_faulted, "detail": problem}),
+            );
+        }
+    }
+}
+
 /// The action as a JSON line (`type = "action"`), with extra fields.
 pub(crate) fn action_line(a: &Action, extra: serde_json::Value) -> Option<serde_json::Value> {
     let mut v = serde_json::to_value(a).ok()?;
@@ -230,7 +298,6 @@ async fn relay_task(
     mut rx: mpsc::Receiver<Action>,
     ctx: Ctx,
 ) -> anyhow::Result<()> {
-    let mut faulted = false;
     loop {
         let a = tokio::select! {
             () = ctx.cancel.cancelled() => return Ok(()),
@@ -253,11 +320,7 @@ async fn relay_task(
         }
         let result = set_pin(&r.out, level);
         let switched = now_jst();
-        let latency_us = switched
-            .0
-            .signed_duration_since(a.at.0)
-            .num_microseconds()
-            .unwrap_or(i64::MAX);
+        let latency_us = since_decision_us(&a);
         match &result {
             Ok(()) => tracing::info!(
                 output = %r.label, action = a.kind.name(), event_id = ?a.event_id,
@@ -285,36 +348,18 @@ async fn relay_task(
                 None => None,
             },
         };
-        let now_faulted = problem.is_some();
-        if now_faulted || faulted {
-            let text = problem.clone().unwrap_or_else(|| "ok".to_owned());
-            ctx.status.send_modify(|s| {
-                s.outputs.insert(r.label.clone(), text);
-            });
-        }
-        if now_faulted != faulted {
-            faulted = now_faulted;
-            if faulted {
-                tracing::error!(output = %r.label, detail = ?problem, "relay fault");
-            } else {
-                tracing::info!(output = %r.label, "relay healthy");
-            }
-            if let Some(h) = &ctx.history {
-                let _ = h.try_send(Record::Fault(FaultRecord {
-                    at: now_utc(),
-                    kind: "output".to_owned(),
-                    active: faulted,
-                    detail: Some(format!(
-                        "{}: {}",
-                        r.label,
-                        problem.clone().unwrap_or_default()
-                    )),
-                }));
-            }
-            if let Some(p) = &ctx.events {
-                p.send(json!({"type": "fault", "fault": &r.label, "active": faulted, "detail": problem}));
-            }
-        }
+        let detail = match &problem {
+            Some(p) => p.clone(),
+            None => format!("pin {} level {}", r.pins.pin, u8::from(level)),
+        };
+        ctx.record_result(
+            &r.label,
+            &a,
+            problem.is_none(),
+            Some(latency_us),
+            Some(detail),
+        );
+        ctx.set_output_health(&r.label, problem);
     }
 }
 
@@ -342,6 +387,7 @@ async fn readback(input: &mut dyn InputPin, closed: bool, timeout: Duration) -> 
 fn led_name(s: LedState) -> &'static str {
     match s {
         LedState::Normal => "normal",
+        LedState::VerificationOverdue => "verification_overdue",
         LedState::UpstreamFault => "upstream_fault",
         LedState::TimeFault => "time_fault",
         LedState::InternalFault => "internal_fault",
@@ -372,6 +418,9 @@ async fn led_task(
             idx = 0;
             next = now;
             tracing::info!(pattern = led_name(st), "led");
+            if let Some(p) = &ctx.events {
+                p.send(json!({"type": "led", "pattern": led_name(st)}));
+            }
             ctx.status.send_if_modified(|s| {
                 let name = led_name(st).to_owned();
                 if s.outputs.get("led") == Some(&name) {
@@ -426,6 +475,11 @@ async fn led_task(
 /// `eewgate failsafe`: every configured relay pin to its released level, then exit.
 pub fn failsafe(cfg: &HardwareConfig) -> anyhow::Result<Vec<serde_json::Value>> {
     let sim = SimBoard::new();
+    // What a killed daemon left on the (simulated) board, when it keeps a state file.
+    let before = match (&cfg.backend, &cfg.sim_state_file) {
+        (crate::config::HardwareBackend::Sim, Some(f)) => Some(sim.persist_to(f)?),
+        _ => None,
+    };
     let backend = crate::hw::open(cfg.backend, &sim)?;
     let mut done = Vec::new();
     for r in &cfg.relays {
@@ -433,7 +487,12 @@ pub fn failsafe(cfg: &HardwareConfig) -> anyhow::Result<Vec<serde_json::Value>> 
         let level = released_level(r.active_low);
         let mut pin = backend.output(r.pin, &label, level)?;
         pin.set(level)?;
-        done.push(json!({"type": "released", "output": label, "pin": r.pin, "level": level}));
+        let was = before.as_ref().and_then(|b| b.get(&r.pin)).copied();
+        let mut line = json!({"type": "released", "output": label, "pin": r.pin, "level": level});
+        if let (Some(was), Some(map)) = (was, line.as_object_mut()) {
+            map.insert("was".to_owned(), json!(was));
+        }
+        done.push(line);
     }
     Ok(done)
 }

@@ -102,6 +102,9 @@ pub struct Status {
     pub outputs: BTreeMap<String, String>,
     /// The current alert.
     pub alert: AlertStatus,
+    /// Outputs whose scheduled end-to-end proof is overdue (the delivery-assurance
+    /// schedule sets them); shown on the LED and as a fault.
+    pub verification_overdue: Vec<String>,
 }
 
 impl Status {
@@ -126,6 +129,9 @@ impl Status {
             if health.starts_with("fault") {
                 faults.push(name.clone());
             }
+        }
+        for name in &self.verification_overdue {
+            faults.push(format!("verification_overdue:{name}"));
         }
         faults
     }

@@ -34,6 +34,11 @@ fn scratch(name: &str) -> PathBuf {
 /// 1 latched (released by the cancel) with a read-back input, 2 a 300 ms pulse on an
 /// active-low pin, 3 latched until reset (still closed when the daemon is stopped).
 fn config(dir: &Path) -> PathBuf {
+    config_with(dir, "")
+}
+
+/// [`config`] with extra keys in `[hardware]`.
+fn config_with(dir: &Path, hardware_keys: &str) -> PathBuf {
     let mut files: Vec<String> = std::fs::read_dir(fixtures())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -51,12 +56,13 @@ fn config(dir: &Path) -> PathBuf {
          [[outputs.relay]]\nid = 3\nname = \"gas\"\nmin_class = \"4\"\nrelease_on = [\"reset\"]\n\
          [storage]\npath = {:?}\n\
          [time]\nrequire_sync = false\n\
-         [hardware]\nbackend = \"sim\"\n\
+         [hardware]\nbackend = \"sim\"\n{}\
          [[hardware.relay]]\nid = 1\npin = 5\nreadback_pin = 24\nreadback_timeout_ms = 50\n\
          [[hardware.relay]]\nid = 2\npin = 6\nactive_low = true\n\
          [[hardware.relay]]\nid = 3\npin = 13\n\
          [[links.replay]]\nname = \"drill\"\ninterval_ms = 20\nfiles = [{}]\n",
         dir.join("history.db").to_string_lossy(),
+        hardware_keys,
         files.join(", ")
     );
     let path = dir.join("eewgate.toml");
@@ -65,9 +71,14 @@ fn config(dir: &Path) -> PathBuf {
 }
 
 fn start(config: &Path) -> (Child, mpsc::Receiver<Value>) {
+    start_with(config, &[])
+}
+
+fn start_with(config: &Path, env: &[(&str, &str)]) -> (Child, mpsc::Receiver<Value>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eewgate"))
         .args(["run", "--events-stdout", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .env("EEWGATE_LOG", "info")
@@ -280,4 +291,146 @@ fn failsafe_releases_every_configured_contact() {
             ("relay:3".to_owned(), 13, false)
         ]
     );
+}
+
+fn sim_levels(file: &Path) -> Vec<(u64, bool)> {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    v["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["pin"].as_u64().unwrap(), p["level"].as_bool().unwrap()))
+        .collect()
+}
+
+/// The board keeps its levels when the daemon is killed outright (no exit path runs);
+/// `eewgate failsafe` (systemd's ExecStopPost) then releases every contact.
+#[test]
+fn kill_9_leaves_contacts_as_they_were_and_failsafe_releases_them() {
+    let dir = scratch("kill9");
+    let pins = dir.join("pins.json");
+    let cfg = config_with(
+        &dir,
+        &format!("sim_state_file = {:?}\n", pins.to_string_lossy()),
+    );
+    let (child, rx) = start(&cfg);
+    let mut child = KillOnDrop(child);
+    let mut lines = Vec::new();
+    // Until contact 3 (latched until reset) has closed.
+    until(&rx, &mut lines, Duration::from_secs(20), |seen| {
+        pin_levels(seen, 13).last().is_some_and(|(_, l)| *l)
+    });
+    assert!(
+        pin_levels(&lines, 13).last().unwrap().1,
+        "contact 3 closed: {lines:#?}"
+    );
+    child.0.kill().unwrap(); // SIGKILL: no drop, no signal handler.
+    child.0.wait().unwrap();
+    let left = sim_levels(&pins);
+    assert!(
+        left.contains(&(13, true)),
+        "killed with contact 3 closed: {left:?}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_eewgate"))
+        .args(["failsafe", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let released: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let relay3 = released.iter().find(|v| v["output"] == "relay:3").unwrap();
+    assert_eq!(relay3["was"], true, "{released:?}");
+    assert_eq!(relay3["level"], false);
+    let after = sim_levels(&pins);
+    for (pin, level) in [(5, false), (6, true), (13, false)] {
+        assert!(
+            after.contains(&(pin, level)),
+            "pin {pin} released: {after:?}"
+        );
+    }
+}
+
+/// A feedback contact that does not follow faults its relay: a fault line, the LED's
+/// internal-fault pattern once the alert is over, and `ok = false` in history.
+#[test]
+fn a_readback_that_does_not_follow_faults_the_contact_visibly() {
+    let dir = scratch("readback");
+    let cfg = config(&dir);
+    // Contact 1's feedback input (pin 24) stuck closed (a welded contact): closing is
+    // confirmed, the release at the cancel is not.
+    let (child, rx) = start_with(&cfg, &[("EEWGATE_TEST_SIM_STUCK_INPUTS", "24=1")]);
+    let mut child = KillOnDrop(child);
+    let mut lines = Vec::new();
+    until(&rx, &mut lines, Duration::from_secs(20), |seen| {
+        seen.iter()
+            .any(|v| v["type"] == "led" && v["pattern"] == "internal_fault")
+    });
+    let fault = position(&lines, |v| {
+        v["type"] == "fault" && v["fault"] == "relay:1" && v["active"] == true
+    });
+    assert!(
+        lines[fault]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("read-back did not follow"),
+        "{:?}",
+        lines[fault]
+    );
+    let leds: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["type"] == "led")
+        .map(|v| v["pattern"].as_str().unwrap())
+        .collect();
+    assert_eq!(leds.first(), Some(&"normal"), "normal before the event");
+    assert!(leds.contains(&"alert"), "{leds:?}");
+    // Once the alert is over the LED shows the fault.
+    assert_eq!(leds.last(), Some(&"internal_fault"), "{leds:?}");
+    let off = position(&lines, |v| {
+        v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "off"
+    });
+    assert!(off < fault, "the release is what failed");
+    kill(
+        Pid::from_raw(i32::try_from(child.0.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = child.0.wait();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_eewgate"))
+        .args([
+            "history",
+            "--outputs",
+            "--json",
+            "--limit",
+            "100",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let relay1: Vec<&Value> = rows.iter().filter(|r| r["output"] == "relay:1").collect();
+    assert!(
+        relay1.iter().any(|r| r["action"] == "off"
+            && r["ok"] == false
+            && r["detail"].as_str().unwrap().contains("read-back")),
+        "{rows:#?}"
+    );
+    // Every recorded switch carries its latency.
+    let relay2_on = rows
+        .iter()
+        .find(|r| r["output"] == "relay:2" && r["action"] == "on")
+        .unwrap();
+    assert_eq!(relay2_on["ok"], true);
+    assert!(relay2_on["latency_us"].as_i64().unwrap() >= 0);
 }

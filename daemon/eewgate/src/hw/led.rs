@@ -9,6 +9,7 @@
 //! | exercise (training, test, drill) | slow blue blink (1 s on/off; green without a blue pin) |
 //! | upstream fault (links) | steady amber (red + green) |
 //! | time fault | amber double blink |
+//! | verification overdue (an output's scheduled proof) | green with a short amber flash every 2 s |
 //! | internal fault (storage, an output) | steady red |
 
 use std::time::Duration;
@@ -24,6 +25,8 @@ use crate::status::Status;
 pub enum LedState {
     /// All well.
     Normal,
+    /// An output's scheduled end-to-end proof is overdue.
+    VerificationOverdue,
     /// A link fault (or every link down).
     UpstreamFault,
     /// The clock is not trustworthy.
@@ -64,6 +67,8 @@ pub fn state(engine: LedPattern, status: &Status) -> LedState {
         || status.links.values().any(|l| l.fault)
     {
         LedState::UpstreamFault
+    } else if !status.verification_overdue.is_empty() {
+        LedState::VerificationOverdue
     } else {
         LedState::Normal
     }
@@ -80,6 +85,7 @@ pub fn frames(state: LedState, has_blue: bool) -> Vec<(Rgb, Duration)> {
             vec![(c, ms(1000)), (OFF, ms(1000))]
         }
         LedState::UpstreamFault => vec![(AMBER, Duration::ZERO)],
+        LedState::VerificationOverdue => vec![(GREEN, ms(1750)), (AMBER, ms(250))],
         LedState::TimeFault => vec![
             (AMBER, ms(200)),
             (OFF, ms(200)),
@@ -124,6 +130,15 @@ mod tests {
             .outputs
             .insert("relay:1".into(), "fault: read-back".into());
         assert_eq!(state(LedPattern::Normal, &relay), LedState::InternalFault);
+        let mut overdue = healthy();
+        overdue.verification_overdue.push("audio".into());
+        assert_eq!(
+            state(LedPattern::Normal, &overdue),
+            LedState::VerificationOverdue
+        );
+        // A link fault is more serious than an overdue proof.
+        overdue.links.get_mut("a").unwrap().fault = true;
+        assert_eq!(state(LedPattern::Normal, &overdue), LedState::UpstreamFault);
         // The alarm shows over any fault.
         assert_eq!(state(LedPattern::Alert, &storage), LedState::Alert);
     }
@@ -132,6 +147,7 @@ mod tests {
     fn every_state_looks_different() {
         let all = [
             LedState::Normal,
+            LedState::VerificationOverdue,
             LedState::UpstreamFault,
             LedState::TimeFault,
             LedState::InternalFault,

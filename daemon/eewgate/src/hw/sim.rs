@@ -6,6 +6,7 @@
 //! test breaks the wire ([`SimBoard::stick`]).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -44,6 +45,57 @@ struct State {
     stuck: BTreeMap<u8, bool>,
     log: VecDeque<PinChange>,
     listener: Option<Arc<Listener>>,
+    /// Where the levels are kept across processes, if anywhere.
+    state_file: Option<PathBuf>,
+}
+
+impl State {
+    /// Writes every driven pin's level (write to a temporary file, then rename: a reader
+    /// never sees half a file). Best effort: the file is a stand-in for the board's
+    /// memory, never a reason to fail a switch.
+    fn persist(&self) {
+        let Some(path) = &self.state_file else { return };
+        let pins: Vec<serde_json::Value> = self
+            .levels
+            .iter()
+            .map(|(pin, level)| {
+                serde_json::json!({
+                    "pin": pin, "level": level,
+                    "output": self.labels.get(pin).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        let text = serde_json::json!({ "pins": pins }).to_string();
+        let tmp = path.with_extension("tmp");
+        let result = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(err) = result {
+            tracing::warn!(file = %path.display(), error = %err, "sim board: cannot keep pin levels");
+        }
+    }
+}
+
+/// Reads the levels a sim state file holds (pin → level); an absent file holds none.
+pub fn read_state_file(path: &Path) -> anyhow::Result<BTreeMap<u8, bool>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a sim state file: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    let pins = v.get("pins").and_then(|p| p.as_array());
+    for p in pins.into_iter().flatten() {
+        if let (Some(pin), Some(level)) = (
+            p.get("pin")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| u8::try_from(n).ok()),
+            p.get("level").and_then(serde_json::Value::as_bool),
+        ) {
+            out.insert(pin, level);
+        }
+    }
+    Ok(out)
 }
 
 /// An in-memory board. Cheap to clone; clones share the pins.
@@ -69,6 +121,19 @@ impl SimBoard {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps every pin's level in `path` from now on, starting from the levels the file
+    /// already holds (what the previous process left), which are returned.
+    pub fn persist_to(&self, path: &Path) -> anyhow::Result<BTreeMap<u8, bool>> {
+        let before = read_state_file(path)?;
+        let mut s = self.lock();
+        for (pin, level) in &before {
+            s.levels.entry(*pin).or_insert(*level);
+        }
+        s.state_file = Some(path.to_owned());
+        s.persist();
+        Ok(before)
     }
 
     /// Calls `f` on every change from now on (it must not block).
@@ -117,6 +182,7 @@ impl SimBoard {
                 s.log.pop_front();
             }
             s.log.push_back(change.clone());
+            s.persist();
             (change, s.listener.clone())
         };
         if let Some(l) = listener {

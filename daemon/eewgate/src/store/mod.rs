@@ -52,7 +52,7 @@ mod writer;
 pub use error::{StoreError, StoreErrorKind};
 pub use records::{
     ActionRow, AlertRow, ConfigRow, DecisionRow, FaultRecord, FaultRow, LinkRecord, LinkRow,
-    LinkState, PurgeCounts, Record, StoreCounts, TelegramRecord, TelegramRow, Verdict,
+    LinkState, OutputRecord, OutputRow, PurgeCounts, Record, StoreCounts, TelegramRecord, TelegramRow, Verdict,
 };
 pub use retention::{PURGE_INTERVAL, run_retention};
 pub use writer::{
@@ -352,6 +352,13 @@ impl Store {
                     cutoff,
                 )
                 .await?,
+            output_results: self
+                .purge_chunks(
+                    "DELETE FROM output_results WHERE id IN (SELECT id FROM output_results \
+                     WHERE at_ms < ?1 LIMIT ?2)",
+                    cutoff,
+                )
+                .await?,
             faults: self
                 .purge_chunks(
                     "DELETE FROM faults WHERE id IN (SELECT id FROM faults \
@@ -580,6 +587,32 @@ impl Store {
             .collect()
     }
 
+    /// The latest `limit` output results, newest first.
+    pub async fn recent_output_results(&self, limit: u32) -> Result<Vec<OutputRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, output, action, event_id, serial, ok, latency_us, detail \
+             FROM output_results ORDER BY at_ms DESC, id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutputRow {
+                    id: r.try_get("id")?,
+                    at: jst(r.try_get("at_ms")?),
+                    output: r.try_get("output")?,
+                    action: r.try_get("action")?,
+                    event_id: r.try_get("event_id")?,
+                    serial: r.try_get("serial")?,
+                    ok: r.try_get("ok")?,
+                    latency_us: r.try_get("latency_us")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
     /// The latest `limit` configuration versions, newest first.
     pub async fn recent_configs(&self, limit: u32) -> Result<Vec<ConfigRow>, StoreError> {
         let rows = sqlx::query(
@@ -790,6 +823,7 @@ async fn insert(conn: &mut SqliteConnection, record: &Record) -> Result<i64, sql
         Record::Action(a) => insert_action(conn, a).await,
         Record::Link(l) => insert_link(conn, l).await,
         Record::Fault(f) => insert_fault(conn, f).await,
+        Record::Output(o) => insert_output(conn, o).await,
         Record::Config { at, text } => Ok(insert_config(conn, *at, text).await?.0),
     }
 }
@@ -943,6 +977,25 @@ async fn insert_fault(conn: &mut SqliteConnection, f: &FaultRecord) -> Result<i6
             .bind(&f.detail)
             .execute(conn)
             .await?;
+    Ok(done.last_insert_rowid())
+}
+
+async fn insert_output(conn: &mut SqliteConnection, o: &OutputRecord) -> Result<i64, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO output_results \
+         (at_ms, output, action, event_id, serial, ok, latency_us, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(o.at.timestamp_millis())
+    .bind(&o.output)
+    .bind(&o.action)
+    .bind(&o.event_id)
+    .bind(o.serial.map(i64::from))
+    .bind(o.ok)
+    .bind(o.latency_us)
+    .bind(&o.detail)
+    .execute(conn)
+    .await?;
     Ok(done.last_insert_rowid())
 }
 

@@ -222,6 +222,27 @@ pub struct FaultRecord {
     pub detail: Option<String>,
 }
 
+/// What an output did with one action, for the `output_results` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputRecord {
+    /// When the output finished (or failed).
+    pub at: DateTime<Utc>,
+    /// `relay:N`, `audio`, `led` or `mqtt`.
+    pub output: String,
+    /// The action's code (`on`, `off`, `announce`, `countdown`, `stop`, `publish`, ...).
+    pub action: String,
+    /// The event, when the action had one.
+    pub event_id: Option<String>,
+    /// The report serial, when the action had one.
+    pub serial: Option<u32>,
+    /// Done as ordered.
+    pub ok: bool,
+    /// From the engine's decision to the effect, microseconds.
+    pub latency_us: Option<i64>,
+    /// The fault, or what was done.
+    pub detail: Option<String>,
+}
+
 /// Anything history keeps: what the [`super::HistoryWriter`] queues.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
@@ -240,6 +261,8 @@ pub enum Record {
     Link(LinkRecord),
     /// A fault raised or cleared.
     Fault(FaultRecord),
+    /// What an output did with an action.
+    Output(OutputRecord),
     /// The configuration file's text (stored only when it differs from the newest).
     Config {
         /// When it was loaded.
@@ -258,6 +281,7 @@ impl Record {
             Record::Action(_) => "actions",
             Record::Link(_) => "link_events",
             Record::Fault(_) => "faults",
+            Record::Output(_) => "output_results",
             Record::Config { .. } => "config_changes",
         }
     }
@@ -410,6 +434,29 @@ pub struct FaultRow {
     pub detail: Option<String>,
 }
 
+/// A stored output result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutputRow {
+    /// Row id.
+    pub id: i64,
+    /// When the output finished (or failed).
+    pub at: JstTime,
+    /// `relay:N`, `audio`, `led`, `mqtt`.
+    pub output: String,
+    /// The action's code.
+    pub action: String,
+    /// The event.
+    pub event_id: Option<String>,
+    /// The report serial.
+    pub serial: Option<i64>,
+    /// Done as ordered.
+    pub ok: bool,
+    /// Decision to effect, microseconds.
+    pub latency_us: Option<i64>,
+    /// The fault, or what was done.
+    pub detail: Option<String>,
+}
+
 /// A stored configuration version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfigRow {
@@ -438,6 +485,8 @@ pub struct PurgeCounts {
     pub link_events: u64,
     /// Faults.
     pub faults: u64,
+    /// Output results.
+    pub output_results: u64,
     /// Configuration versions (never the newest).
     pub config_changes: u64,
 }
@@ -451,6 +500,7 @@ impl PurgeCounts {
             + self.alerts
             + self.link_events
             + self.faults
+            + self.output_results
             + self.config_changes
     }
 }
