@@ -43,8 +43,9 @@ use serde_json::Value;
 
 /// Unmeasured telegrams sent first.
 const WARM_UP: u32 = 5;
-/// Pause between telegrams (lets the outputs, history and stdout settle).
-const GAP: Duration = Duration::from_millis(4);
+/// Pause between telegrams (lets the outputs, history and stdout settle, and the relay's
+/// 100 ms pulse end, so every telegram makes a fresh edge).
+const GAP: Duration = Duration::from_millis(150);
 /// How long one telegram may take before the benchmark gives up.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -64,6 +65,7 @@ fn config(dir: &Path, port: u16) -> PathBuf {
          [site]\nlat = 38.05\nlon = 140.75\narv400 = 1.2\narea_code = \"221\"\n\
          [storage]\npath = {:?}\n\
          [time]\nrequire_sync = false\n\
+         [[outputs.relay]]\nid = 1\nname = \"bench pulse\"\nmin_class = \"1\"\nmode = \"pulse\"\npulse_ms = 100\n\
          [[links.jma_tcp]]\nname = \"bench\"\nhost = \"127.0.0.1\"\nport = {port}\n\
          framing = \"plain\"\nsilence_limit_s = 3600\n",
         dir.join("history.db").to_string_lossy()
@@ -141,7 +143,7 @@ fn main() {
         .map(|v| v.parse().expect("LATENCY_N is a number of telegrams"))
         .unwrap_or(if full { 500 } else { 20 });
     assert!(
-        n + WARM_UP <= 99 * (synth::MAX_EVENT + 1),
+        n + WARM_UP <= synth::MAX_EVENT + 1,
         "LATENCY_N too large"
     );
 
@@ -188,12 +190,14 @@ fn main() {
     let base = synth::base();
     let mut daemon_ms = Vec::with_capacity(n as usize);
     let mut external_ms = Vec::with_capacity(n as usize);
+    let mut relay_ms = Vec::with_capacity(n as usize);
     let mut warm_up = Vec::new();
     let mut actions = 0u64;
     for i in 0..(WARM_UP + n) {
         // Every time in the telegram moves with the issue time (whole seconds on the wire).
         let issued = eewgate::system::clock::now_jst().0.naive_local();
-        let telegram = synth::telegram(&base, i / 99, i % 99 + 1, Some(issued));
+        // A new event each time: every telegram starts an alarm, the path that matters.
+        let telegram = synth::telegram(&base, i, 1, Some(issued));
         let report = eew_core::parse(&telegram).unwrap();
         let (event_id, serial) = (report.event_id.as_str().to_owned(), report.serial);
         let mut wire = b"\r\n".to_vec();
@@ -202,13 +206,36 @@ fn main() {
         // return before ours does), so the clock starts just before it: a small
         // overestimate rather than a preemption after the call hiding latency.
         let written = Instant::now();
+        let written_wall = eewgate::system::clock::now_utc();
         upstream.write_all(&wire).unwrap();
-        let (seen, line) = next_line(
-            &lines,
-            "telegram line",
-            |v| v["type"] == "telegram" && v["event_id"] == event_id && v["serial"] == serial,
-            |v| actions += u64::from(v["type"] == "action"),
-        );
+        // The telegram line and the relay's `switched` line (its `switched_at` is the
+        // wall-clock instant the sim pin changed; same machine, same clock), in either
+        // order.
+        let mut telegram_line = None;
+        let mut switched_line = None;
+        let deadline = Instant::now() + TIMEOUT;
+        while telegram_line.is_none() || switched_line.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, v) = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("telegram {i}: no telegram/switched line ({e})"));
+            let ours = v["event_id"] == event_id && v["serial"] == serial;
+            if ours && v["type"] == "telegram" {
+                telegram_line = Some((at, v));
+            } else if ours && v["type"] == "switched" && v["closed"] == true {
+                switched_line = Some(v);
+            } else {
+                actions += u64::from(v["type"] == "action");
+            }
+        }
+        let (seen, line) = telegram_line.unwrap();
+        let edge = switched_line.unwrap();
+        let edge_at =
+            chrono::DateTime::parse_from_rfc3339(edge["switched_at"].as_str().unwrap()).unwrap();
+        let relay = (edge_at.with_timezone(&chrono::Utc) - written_wall)
+            .num_microseconds()
+            .unwrap() as f64
+            / 1000.0;
         assert_eq!(line["verdict"], "accepted", "{line}");
         let daemon_us = line["decision_us"].as_u64().unwrap() as f64;
         let external = seen.duration_since(written).as_secs_f64() * 1000.0;
@@ -217,6 +244,7 @@ fn main() {
         } else {
             daemon_ms.push(daemon_us / 1000.0);
             external_ms.push(external);
+            relay_ms.push(relay);
         }
         std::thread::sleep(GAP);
         while let Ok((_, v)) = lines.try_recv() {
@@ -234,6 +262,7 @@ fn main() {
     );
     summary("daemon decision_us (read → decided)", daemon_ms);
     summary("external (write → stdout line read)", external_ms);
+    summary("relay (last byte written → sim pin edge)", relay_ms);
     let (cold_daemon, cold_external) = warm_up[0];
     println!(
         "first telegram after start: daemon {cold_daemon:.3} ms, external {cold_external:.3} ms; {actions} output actions emitted"

@@ -58,6 +58,11 @@ pub struct RunOptions {
     pub stall_core_after: Option<Duration>,
     /// Test hook: sim input pins stuck at a level (a broken read-back wire).
     pub sim_stuck_inputs: Vec<(u8, bool)>,
+    /// Print the events for people instead of as JSON (`eewgate demo`): each event line is
+    /// turned into text by this function (`None` skips it). Wins over `events_stdout`.
+    pub narrate: Option<fn(&serde_json::Value) -> Option<String>>,
+    /// Stop cleanly after this long (`eewgate demo`).
+    pub stop_after: Option<Duration>,
 }
 
 impl RunOptions {
@@ -126,7 +131,25 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
         ..Status::default()
     });
     let progress = Progress::new();
-    let events = opts.events_stdout.then(EventPrinter::spawn);
+    let events = match opts.narrate {
+        Some(f) => Some(EventPrinter::spawn(f)),
+        None => opts
+            .events_stdout
+            .then(|| EventPrinter::spawn(|v| Some(v.to_string()))),
+    };
+    if let Some(after) = opts.stop_after {
+        let cancel = cancel.clone();
+        sup.spawn("stop-after", async move {
+            tokio::select! {
+                () = tokio::time::sleep(after) => {
+                    tracing::info!(after_s = after.as_secs(), "planned stop");
+                    cancel.cancel();
+                }
+                () = cancel.cancelled() => {}
+            }
+            Ok(())
+        });
+    }
 
     for note in &cfg.notes {
         tracing::warn!("settings: {note}");
@@ -972,7 +995,7 @@ enum PrinterMsg {
 }
 
 impl EventPrinter {
-    fn spawn() -> Self {
+    fn spawn(format: fn(&serde_json::Value) -> Option<String>) -> Self {
         let (tx, mut rx) = mpsc::channel::<PrinterMsg>(4096);
         std::thread::Builder::new()
             .name("eewgate-stdout".into())
@@ -982,8 +1005,9 @@ impl EventPrinter {
                 while let Some(m) = rx.blocking_recv() {
                     match m {
                         PrinterMsg::Line(v) => {
+                            let Some(line) = format(&v) else { continue };
                             let mut out = stdout.lock();
-                            if writeln!(out, "{v}").and_then(|()| out.flush()).is_err() {
+                            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                                 break;
                             }
                         }

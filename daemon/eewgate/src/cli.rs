@@ -66,6 +66,12 @@ enum Command {
     Failsafe(crate::run_cmd::FailsafeArgs),
     /// Check a settings file and report every problem at once (exit 78 when invalid).
     CheckConfig(crate::run_cmd::CheckConfigArgs),
+    /// Run the whole daemon here with nothing to wire: sim relays and LED, audio to WAV
+    /// files, SQLite history, MQTT to a local broker, fed a recorded earthquake sequence.
+    ///
+    /// Narrates every telegram, decision, contact, announcement and publish; stops by
+    /// itself when the sequence is over (about 2½ minutes; `--fast` for 30 s).
+    Demo(crate::demo_cmd::DemoArgs),
     /// Protocol-faithful upstream simulators for tests, demos and drills (JSON Lines on
     /// standard output; runs until interrupted).
     Sim(crate::sim::SimArgs),
@@ -82,6 +88,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::CheckConfig(args) => Ok(crate::run_cmd::check_config(&args)),
         Command::Failsafe(args) => Ok(crate::run_cmd::failsafe(&args)),
         Command::Sim(args) => crate::sim::run(&args),
+        Command::Demo(args) => crate::demo_cmd::run(&args),
         Command::Predict(args) => match crate::predict_cmd::run(&args) {
             Ok(result) => result,
             // Checks clap cannot make alone (a site outside Japan, an unknown area):

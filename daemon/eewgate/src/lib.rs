@@ -17,6 +17,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo_cmd;
 pub mod history_cmd;
 pub mod hw;
 pub mod inputs;

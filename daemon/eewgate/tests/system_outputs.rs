@@ -434,3 +434,73 @@ fn a_readback_that_does_not_follow_faults_the_contact_visibly() {
     assert_eq!(relay2_on["ok"], true);
     assert!(relay2_on["latency_us"].as_i64().unwrap() >= 0);
 }
+
+/// Timing on the sim board: a latched contact released by the cancel still holds its
+/// minimum time, and the voice waits for the PA pre-start contact's delay.
+#[test]
+fn hold_time_and_pa_prestart_delay_are_kept_on_the_pins() {
+    let dir = scratch("timing");
+    let mut files: Vec<String> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("jmaxml_vxse44_20240417_bungo_") && n.ends_with(".xml")
+        })
+        .map(|p| format!("{:?}", p.to_string_lossy()))
+        .collect();
+    files.sort();
+    let text = format!(
+        "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+         [[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"4\"\nhold_s = 5\n\
+         [[outputs.relay]]\nid = 2\nname = \"PA\"\nmin_class = \"4\"\nprestart_ms = 700\n\
+         release_on = [\"expiry\", \"reset\"]\n\
+         [outputs.audio]\nmin_class = \"4\"\n\
+         [storage]\npath = {:?}\n[time]\nrequire_sync = false\n\
+         [[links.replay]]\nname = \"drill\"\ninterval_ms = 100\nfiles = [{}]\n",
+        dir.join("history.db").to_string_lossy(),
+        files.join(", ")
+    );
+    let cfg = dir.join("eewgate.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let (child, rx) = start(&cfg);
+    let _child = KillOnDrop(child);
+    let mut lines = Vec::new();
+    until(&rx, &mut lines, Duration::from_secs(30), |seen| {
+        pin_levels(seen, 5).len() >= 3
+            && seen.iter().any(|v| {
+                v["type"] == "action" && v["output"] == "audio" && v["action"] == "announce"
+            })
+    });
+    // Contact 1: closed at serial 4, the cancel comes ~2.8 s later, the pin opens only
+    // when the 5 s hold has passed.
+    let relay1 = pin_levels(&lines, 5);
+    assert_eq!(
+        relay1.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+        vec![false, true, false],
+        "{lines:#?}"
+    );
+    let held = at(&lines[relay1[2].0]) - at(&lines[relay1[1].0]);
+    assert!(
+        (4900..8000).contains(&held.num_milliseconds()),
+        "held {} ms",
+        held.num_milliseconds()
+    );
+    let cancel = position(&lines, |v| {
+        v["type"] == "telegram" && v["serial"] == 32 && v["verdict"] == "accepted"
+    });
+    assert!(cancel < relay1[2].0, "released after the cancel");
+    // Contact 2 closes at the start; the first announcement comes 0.7 s later.
+    let relay2 = pin_levels(&lines, 6);
+    assert!(relay2[1].1, "PA contact closed");
+    let announce = position(&lines, |v| {
+        v["type"] == "action" && v["output"] == "audio" && v["action"] == "announce"
+    });
+    assert_eq!(lines[announce]["cause"], "prestart");
+    let waited = at(&lines[announce]) - at(&lines[relay2[1].0]);
+    assert!(
+        (650..2000).contains(&waited.num_milliseconds()),
+        "announced {} ms after the PA contact closed",
+        waited.num_milliseconds()
+    );
+}
