@@ -13,7 +13,9 @@
 //!   on contacts that include them only;
 //! - the engine never panics on arbitrary interleavings of reports, ticks, commands and
 //!   faults at arbitrary (monotone) times; every `next_deadline` is after `now`; each
-//!   contact alternates on/off and `closed_relays()` and `led()` agree with the actions.
+//!   contact alternates on/off and `closed_relays()` and `led()` agree with the actions;
+//! - every announcement and countdown number is made of catalogue clips
+//!   (`engine::voice::CLIPS`) and its texts are exactly what those clips display.
 //!
 //! Settings are generated as TOML and go through `Settings::from_toml_str`, so only valid
 //! settings are used. Case counts are moderate so the file runs in seconds in debug mode;
@@ -34,7 +36,7 @@ use std::sync::LazyLock;
 use chrono::TimeDelta;
 use eew_core::engine::{
     Action, ActionKind, AlertState, Cause, Command, DrillSpec, Engine, Fault, Input, Label,
-    LedPattern, OutputId, Step, Timeline,
+    LedPattern, OutputId, Step, Timeline, voice,
 };
 use eew_core::settings::{ContactMode, Settings};
 use eew_core::{Intensity, JstTime, Report};
@@ -685,7 +687,30 @@ fn check_consistency(actions: &[Action], engine: &Engine) -> Result<(), TestCase
                 );
             }
             (OutputId::Led, ActionKind::Led { pattern }) => led = *pattern,
+            (
+                OutputId::Audio,
+                ActionKind::Announce {
+                    text_ja,
+                    text_en,
+                    clips_ja,
+                    clips_en,
+                }
+                | ActionKind::Countdown {
+                    text_ja,
+                    text_en,
+                    clips_ja,
+                    clips_en,
+                    ..
+                },
+            ) => check_voice(text_ja, text_en, clips_ja, clips_en)?,
             _ => {}
+        }
+        if let ActionKind::Countdown {
+            seconds, clips_ja, ..
+        } = &a.kind
+        {
+            let number = voice::number_clips(u32::from(*seconds));
+            prop_assert_eq!(Some(clips_ja), number.as_ref(), "countdown says its number");
         }
         prop_assert_eq!(a.training, a.label != Label::Real, "training flag vs label");
     }
@@ -696,6 +721,38 @@ fn check_consistency(actions: &[Action], engine: &Engine) -> Result<(), TestCase
         "closed_relays() disagrees with the actions"
     );
     prop_assert_eq!(led, engine.led(), "led() disagrees with the actions");
+    Ok(())
+}
+
+/// What the audio output plays is what the texts say: every clip is in the catalogue, the
+/// Japanese text is the clips' `ja` concatenated and the English one their `en` joined by
+/// single spaces.
+fn check_voice(
+    text_ja: &str,
+    text_en: &str,
+    clips_ja: &[&str],
+    clips_en: &[&str],
+) -> Result<(), TestCaseError> {
+    prop_assert!(
+        !clips_ja.is_empty() && !clips_en.is_empty(),
+        "nothing to say"
+    );
+    let mut ja = String::new();
+    for id in clips_ja {
+        let Some(c) = voice::clip(id) else {
+            return Err(TestCaseError::fail(format!("{id} is not in CLIPS")));
+        };
+        ja.push_str(c.ja);
+    }
+    let mut en = Vec::new();
+    for id in clips_en {
+        let Some(c) = voice::clip(id) else {
+            return Err(TestCaseError::fail(format!("{id} is not in CLIPS")));
+        };
+        en.push(c.en);
+    }
+    prop_assert_eq!(text_ja, ja);
+    prop_assert_eq!(text_en, en.join(" "));
     Ok(())
 }
 

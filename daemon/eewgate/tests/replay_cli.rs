@@ -116,7 +116,7 @@ fn the_bungo_series_starts_updates_and_cancels_at_the_original_times() {
     let first = acts.iter().find(|a| a["action"] == "announce").unwrap();
     assert_eq!(
         first["text_ja"],
-        "緊急地震速報、警報です。震度４、あと３秒。"
+        "緊急地震速報、警報です。震度４。あと３秒。"
     );
     // Serial 11 raises the area to 4〜5弱 (5弱 drives): gas/doors close, the voice updates.
     assert!(
@@ -145,7 +145,7 @@ fn the_bungo_series_starts_updates_and_cancels_at_the_original_times() {
         .rev()
         .find(|a| a["action"] == "announce")
         .unwrap();
-    assert_eq!(said["text_ja"], "先ほどの緊急地震速報は取り消されました。");
+    assert_eq!(said["text_ja"], "緊急地震速報を解除します。");
     assert_eq!(said["cause"], "cancel");
 }
 

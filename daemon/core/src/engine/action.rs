@@ -8,6 +8,8 @@ use serde::{Serialize, Serializer};
 use crate::intensity::Intensity;
 use crate::report::JstTime;
 
+use super::voice;
+
 /// One output of the appliance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OutputId {
@@ -118,21 +120,31 @@ pub enum ActionKind {
     },
     /// Open a relay contact.
     Off,
-    /// Speak an announcement (replaces whatever is playing).
+    /// Speak an announcement (replaces whatever is playing): play the clips of
+    /// [`voice::CLIPS`] in order. Build it with [`ActionKind::announce`], which derives
+    /// the texts from the clips.
     Announce {
-        /// Japanese text.
+        /// Japanese text: the `ja` of `clips_ja`, concatenated ([`voice::text_ja`]).
         text_ja: String,
-        /// English text.
+        /// English text: the `en` of `clips_en`, joined by spaces ([`voice::text_en`]).
         text_en: String,
+        /// The Japanese clips to play, by id.
+        clips_ja: Vec<&'static str>,
+        /// The English clips to play, by id.
+        clips_en: Vec<&'static str>,
     },
-    /// Speak one countdown number.
+    /// Speak one countdown number. Build it with [`ActionKind::countdown`].
     Countdown {
         /// Seconds left.
         seconds: u8,
-        /// Japanese text.
+        /// Japanese text (full-width digits), from `clips_ja`.
         text_ja: String,
-        /// English text.
+        /// English text (words), from `clips_en`.
         text_en: String,
+        /// The Japanese clips to play, by id.
+        clips_ja: Vec<&'static str>,
+        /// The English clips to play, by id.
+        clips_en: Vec<&'static str>,
     },
     /// Stop speaking.
     Stop,
@@ -151,6 +163,29 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// An announcement of these clips, its texts built from them.
+    pub fn announce(clips_ja: Vec<&'static str>, clips_en: Vec<&'static str>) -> Self {
+        ActionKind::Announce {
+            text_ja: voice::text_ja(&clips_ja),
+            text_en: voice::text_en(&clips_en),
+            clips_ja,
+            clips_en,
+        }
+    }
+
+    /// One countdown number, said with the number clips ([`voice::number_clips`]).
+    pub fn countdown(seconds: u8) -> Self {
+        // Every u8 is within the 0–999 the number clips cover, so this is never empty.
+        let clips = voice::number_clips(u32::from(seconds)).unwrap_or_default();
+        ActionKind::Countdown {
+            seconds,
+            text_ja: voice::text_ja(&clips),
+            text_en: voice::text_en(&clips),
+            clips_ja: clips.clone(),
+            clips_en: clips,
+        }
+    }
+
     /// The `action` string of the JSON form.
     pub fn name(&self) -> &'static str {
         match self {

@@ -25,7 +25,7 @@
 
 pub mod action;
 pub mod timeline;
-mod voice;
+pub mod voice;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -781,7 +781,7 @@ impl Engine {
     }
 
     fn announcement(&self, key: &str, cause: Cause, now: JstTime) -> Action {
-        let (ja, en) = match self
+        let speech = match self
             .events
             .get(key)
             .and_then(|e| e.alarm.as_ref().map(|a| (e, a)))
@@ -816,10 +816,7 @@ impl Engine {
         self.action(
             now,
             OutputId::Audio,
-            ActionKind::Announce {
-                text_ja: ja,
-                text_en: en,
-            },
+            ActionKind::announce(speech.ja, speech.en),
             cause,
             Some(key),
         )
@@ -942,7 +939,7 @@ impl Engine {
         let resumed_from = step.actions.len();
         self.resume_driver_voice(now, step);
         if let Some(at) = cancellation_at {
-            let (ja, en) = voice::cancellation(label);
+            let cancel = voice::cancellation(label);
             // When another alarm takes the voice in this same step, one announcement says
             // both (an announcement replaces what is playing, so two would cut the first).
             let resumed = step
@@ -950,18 +947,22 @@ impl Engine {
                 .get_mut(resumed_from..)
                 .and_then(|new| new.iter_mut().find(|a| a.output == OutputId::Audio));
             match resumed.map(|a| &mut a.kind) {
-                Some(ActionKind::Announce { text_ja, text_en }) => {
-                    *text_ja = format!("{ja}{text_ja}");
-                    *text_en = format!("{en} {text_en}");
+                Some(ActionKind::Announce {
+                    text_ja,
+                    text_en,
+                    clips_ja,
+                    clips_en,
+                }) => {
+                    clips_ja.splice(0..0, cancel.ja);
+                    clips_en.splice(0..0, cancel.en);
+                    *text_ja = voice::text_ja(clips_ja);
+                    *text_en = voice::text_en(clips_en);
                 }
                 _ => {
                     let a = self.action(
                         now,
                         OutputId::Audio,
-                        ActionKind::Announce {
-                            text_ja: ja,
-                            text_en: en,
-                        },
+                        ActionKind::announce(cancel.ja, cancel.en),
                         Cause::Cancel,
                         Some(key),
                     );
@@ -1275,15 +1276,10 @@ impl Engine {
             .collect();
         self.audio.countdown.retain(|(t, _)| *t > now);
         if let (Some(&(_, n)), Some(owner)) = (due.last(), self.audio.owner.clone()) {
-            let (ja, en) = voice::countdown(n);
             let a = self.action(
                 now,
                 OutputId::Audio,
-                ActionKind::Countdown {
-                    seconds: n,
-                    text_ja: ja,
-                    text_en: en,
-                },
+                ActionKind::countdown(n),
                 Cause::Countdown,
                 Some(&owner),
             );

@@ -170,7 +170,7 @@ pub struct RelayRule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AudioStyle {
-    /// 「震度５弱、あと２０秒」: class and seconds.
+    /// 「震度５弱。あと２０秒」: class and seconds.
     Numbers,
     /// 「地震です。落ち着いて身を守ってください」: a fixed phrase.
     Phrase,
