@@ -44,7 +44,9 @@ fn one_error(rest: &str) -> (String, String) {
 // The example and the defaults
 
 /// The sections the `eewgate` binary owns (checked by its own tests).
-const DAEMON_SECTIONS: &[&str] = &["daemon", "storage", "time", "links"];
+const DAEMON_SECTIONS: &[&str] = &[
+    "daemon", "storage", "time", "links", "hardware", "audio", "mqtt",
+];
 
 fn example() -> Settings {
     let table = parse_table(EXAMPLE).expect("the example is valid TOML");

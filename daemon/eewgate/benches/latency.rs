@@ -142,10 +142,7 @@ fn main() {
         .ok()
         .map(|v| v.parse().expect("LATENCY_N is a number of telegrams"))
         .unwrap_or(if full { 500 } else { 20 });
-    assert!(
-        n + WARM_UP <= synth::MAX_EVENT + 1,
-        "LATENCY_N too large"
-    );
+    assert!(n + WARM_UP <= synth::MAX_EVENT + 1, "LATENCY_N too large");
 
     let dir =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("latency-{}", std::process::id()));

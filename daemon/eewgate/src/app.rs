@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use eew_core::engine::{Action, Decision, Engine, Input};
+use eew_core::engine::{Action, Decision, Engine, Input, OutputId};
 use eew_core::{InfoType, JstTime, Report, Status as ReportStatus};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -216,19 +216,19 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
         let events = events.clone();
         sup.spawn("outputs", outputs_task(out_rx, events, cancel));
     }
-    let outputs_cancel = sup.token();
-    let router = crate::outputs::spawn(
-        &mut sup,
-        relays,
-        led,
-        &crate::outputs::Ctx {
-            events: events.clone(),
-            status: status_tx.clone(),
-            history: history.clone(),
-            cancel: outputs_cancel,
-        },
-        out_tx,
-    );
+    let ctx = crate::outputs::Ctx {
+        events: events.clone(),
+        status: status_tx.clone(),
+        history: history.clone(),
+        cancel: sup.token(),
+    };
+    // Audio and MQTT: each its own task and queue too; a sound card or broker that is
+    // missing is an output fault on the status model, never a reason not to start.
+    let audio_tx = crate::audio::spawn(&mut sup, &cfg.audio, &ctx)?;
+    let mqtt_tx = crate::mqtt::spawn(&mut sup, &cfg.mqtt, &ctx)?;
+    let router = crate::outputs::spawn(&mut sup, relays, led, &ctx, out_tx)
+        .with_audio(audio_tx)
+        .with_mqtt(mqtt_tx, cfg.mqtt.enabled);
 
     // The core loop.
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
@@ -797,6 +797,8 @@ impl Core {
             Copy::First => {
                 let event_id = report.event_id.as_str().to_owned();
                 let serial = report.serial;
+                // Republished after the decision's actions are on their way.
+                let for_mqtt = self.outputs.mqtt_feed().then(|| report.clone());
                 let step = self.engine.step(Input::Report(Box::new(report)), now_jst());
                 self.deadline = step.next_deadline;
                 let decision_us = micros(received.received_mono.elapsed());
@@ -807,6 +809,21 @@ impl Core {
                     "decode_us": decode_us, "decision_us": decision_us,
                 }));
                 self.emit(step.actions, &step.decisions);
+                if let Some(r) = for_mqtt {
+                    match serde_json::to_value(&r) {
+                        Ok(report) => {
+                            if let Err(err) =
+                                self.outputs.feed_mqtt(crate::mqtt::MqttInput::Report {
+                                    link: link.to_string(),
+                                    report,
+                                })
+                            {
+                                tracing::warn!(link = %link, error = %err, "report not republished");
+                            }
+                        }
+                        Err(err) => tracing::error!(error = %err, "report not serialisable"),
+                    }
+                }
             }
         }
     }
@@ -818,18 +835,38 @@ impl Core {
     /// Hands actions to the outputs without ever waiting.
     fn emit(&mut self, actions: Vec<Action>, decisions: &[Decision]) {
         let at = now_jst();
+        // The outputs first: nothing else stands between a decision and a relay.
+        let mut sent = Vec::with_capacity(actions.len());
+        for a in actions {
+            sent.push(a.clone());
+            if let Err(err) = self.outputs.try_send(a) {
+                self.dropped_actions += 1;
+                tracing::error!(error = %err, dropped = self.dropped_actions, "output queue full: action dropped");
+            }
+        }
+        for a in sent {
+            // Relay and LED tasks print their own action lines (next to the pin change).
+            if matches!(a.output, OutputId::Audio | OutputId::Mqtt)
+                && let Some(p) = &self.events
+                && let Some(v) = crate::outputs::action_line(&a, json!({}))
+            {
+                p.send(v);
+            }
+            self.record(Record::Action(a));
+        }
         for d in decisions {
             tracing::debug!(event_id = ?d.event_id, serial = ?d.serial, outcome = d.outcome, detail = ?d.detail, "decision");
             self.record(Record::Decision {
                 at,
                 decision: d.clone(),
             });
-        }
-        for a in actions {
-            self.record(Record::Action(a.clone()));
-            if let Err(err) = self.outputs.try_send(a) {
-                self.dropped_actions += 1;
-                tracing::error!(error = %err, dropped = self.dropped_actions, "output queue full: action dropped");
+            if self.outputs.mqtt_feed()
+                && let Err(err) = self.outputs.feed_mqtt(crate::mqtt::MqttInput::Decision {
+                    at,
+                    decision: d.clone(),
+                })
+            {
+                tracing::warn!(error = %err, "decision not republished");
             }
         }
     }

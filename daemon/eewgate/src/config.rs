@@ -16,7 +16,9 @@ pub const EX_CONFIG: u8 = 78;
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Top-level sections the binary owns (the rest belong to `eew-core`).
-pub const DAEMON_SECTIONS: &[&str] = &["daemon", "storage", "time", "links", "hardware"];
+pub const DAEMON_SECTIONS: &[&str] = &[
+    "daemon", "storage", "time", "links", "hardware", "audio", "mqtt",
+];
 
 /// Default history database.
 pub const DEFAULT_DB_PATH: &str = "/var/lib/eewgate/history.db";
@@ -211,6 +213,10 @@ pub struct DaemonConfig {
     pub time: TimeConfig,
     /// `[hardware]`.
     pub hardware: HardwareConfig,
+    /// `[audio]`: the audio jack into the PA.
+    pub audio: crate::audio::AudioConfig,
+    /// `[mqtt]`: the building management system's broker.
+    pub mqtt: crate::mqtt::MqttConfig,
     /// The file's text, recorded in history when it changes.
     pub text: String,
     /// Notes for the installer (suggested values).
@@ -242,6 +248,8 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
         .ok()
         .map(|l| l.settings.outputs.relays.iter().map(|r| r.id).collect());
     let hardware = hardware_section(&mut w, &table, engine_relays.as_deref(), base);
+    let audio = crate::audio::section(&mut w, &table, base);
+    let mqtt = crate::mqtt::section(&mut w, &table, base);
     let mut errors = match &engine {
         Ok(_) => Vec::new(),
         Err(e) => e.0.clone(),
@@ -255,6 +263,8 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
             storage,
             time,
             hardware,
+            audio,
+            mqtt,
             text: text.to_owned(),
             notes: loaded
                 .notes

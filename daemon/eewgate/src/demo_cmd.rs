@@ -321,6 +321,17 @@ fn intro(dir: &Path, cfg: &Path, broker: &Broker, total: Duration) {
 }
 
 fn outro(dir: &Path, cfg: &Path) {
+    // The sim board's levels after the stop: the fail-safe released every contact.
+    if let Ok(levels) = crate::hw::sim::read_state_file(&dir.join("pins.json")) {
+        let relays: Vec<String> = levels
+            .iter()
+            .map(|(pin, level)| format!("pin {pin} {}", if *level { "high" } else { "low" }))
+            .collect();
+        println!(
+            "\nStopped; the fail-safe left the board at: {}",
+            relays.join(", ")
+        );
+    }
     println!("\nDone. What was recorded:");
     println!("  eewgate history --config {} --alerts", cfg.display());
     println!(
@@ -413,6 +424,11 @@ pub fn narrate(v: &Value) -> Option<String> {
                 .and_then(Value::as_str)
                 .map(|f| format!(" → {f}"))
                 .unwrap_or_default()
+        ),
+        "audio_end" => format!(
+            "audio     episode over ({:.1} s of sound) → {}",
+            v.get("seconds").and_then(Value::as_f64).unwrap_or(0.0),
+            text(v, "file")
         ),
         "mqtt" => {
             let mut parts = Vec::new();

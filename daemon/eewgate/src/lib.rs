@@ -15,12 +15,14 @@
 //! - [`hw`] — pins (relays, LED): the sim and Raspberry Pi backends.
 
 pub mod app;
+pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod demo_cmd;
 pub mod history_cmd;
 pub mod hw;
 pub mod inputs;
+pub mod mqtt;
 pub mod outputs;
 pub mod predict_cmd;
 pub mod replay_cmd;

@@ -20,6 +20,7 @@ use crate::config::{HardwareConfig, LedPins, RelayPins};
 use crate::hw::led::{LedState, Rgb, frames, state};
 use crate::hw::sim::SimBoard;
 use crate::hw::{Backend, InputPin, OutputPin, operated_level, released_level};
+use crate::mqtt::MqttInput;
 use crate::status::Status;
 use crate::store::{FaultRecord, HistoryWriter, OutputRecord, Record};
 use crate::system::clock::{now_jst, now_utc};
@@ -155,22 +156,66 @@ pub(crate) fn claim(
 pub(crate) struct Router {
     relays: BTreeMap<u8, mpsc::Sender<Action>>,
     led: Option<mpsc::Sender<Action>>,
+    audio: Option<mpsc::Sender<Action>>,
+    mqtt: Option<mpsc::Sender<MqttInput>>,
+    /// Whether the MQTT output wants every report and decision (it is enabled).
+    mqtt_feed: bool,
     rest: mpsc::Sender<Action>,
 }
 
+fn send_error<T>(output: &str, e: &mpsc::error::TrySendError<T>) -> String {
+    match e {
+        mpsc::error::TrySendError::Full(_) => format!("{output}: queue full"),
+        mpsc::error::TrySendError::Closed(_) => format!("{output}: output stopped"),
+    }
+}
+
 impl Router {
+    /// Adds the audio output's queue.
+    pub(crate) fn with_audio(mut self, tx: mpsc::Sender<Action>) -> Self {
+        self.audio = Some(tx);
+        self
+    }
+
+    /// Adds the MQTT output's queue; `feed`: it also gets every report and decision.
+    pub(crate) fn with_mqtt(mut self, tx: mpsc::Sender<MqttInput>, feed: bool) -> Self {
+        self.mqtt = Some(tx);
+        self.mqtt_feed = feed;
+        self
+    }
+
     /// Never waits: a full (or closed) queue is reported, the action dropped.
     pub(crate) fn try_send(&self, a: Action) -> Result<(), String> {
-        let tx = match a.output {
-            OutputId::Relay(n) => self.relays.get(&n).unwrap_or(&self.rest),
-            OutputId::Led => self.led.as_ref().unwrap_or(&self.rest),
-            OutputId::Audio | OutputId::Mqtt => &self.rest,
-        };
         let output = a.output;
-        tx.try_send(a).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => format!("{output}: queue full"),
-            mpsc::error::TrySendError::Closed(_) => format!("{output}: output stopped"),
-        })
+        let tx = match a.output {
+            OutputId::Relay(n) => self.relays.get(&n),
+            OutputId::Led => self.led.as_ref(),
+            OutputId::Audio => self.audio.as_ref(),
+            OutputId::Mqtt => {
+                if let Some(m) = &self.mqtt {
+                    return m
+                        .try_send(MqttInput::Action(a))
+                        .map_err(|e| send_error("mqtt", &e));
+                }
+                None
+            }
+        };
+        tx.unwrap_or(&self.rest)
+            .try_send(a)
+            .map_err(|e| send_error(&output.to_string(), &e))
+    }
+
+    /// True when the MQTT output republishes every report and decision.
+    pub(crate) fn mqtt_feed(&self) -> bool {
+        self.mqtt_feed && self.mqtt.is_some()
+    }
+
+    /// Hands a report or decision to the MQTT output, never waiting.
+    pub(crate) fn feed_mqtt(&self, input: MqttInput) -> Result<(), String> {
+        match &self.mqtt {
+            Some(m) if self.mqtt_feed => m.try_send(input).map_err(|e| send_error("mqtt", &e)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -210,7 +255,14 @@ pub(crate) fn spawn(
         sup.spawn("led", led_task(l, rx, status_rx, ctx.clone()));
         tx
     });
-    Router { relays, led, rest }
+    Router {
+        relays,
+        led,
+        audio: None,
+        mqtt: None,
+        mqtt_feed: false,
+        rest,
+    }
 }
 
 /// Microseconds from the engine's decision (`a.at`) to now.

@@ -52,7 +52,8 @@ mod writer;
 pub use error::{StoreError, StoreErrorKind};
 pub use records::{
     ActionRow, AlertRow, ConfigRow, DecisionRow, FaultRecord, FaultRow, LinkRecord, LinkRow,
-    LinkState, OutputRecord, OutputRow, PurgeCounts, Record, StoreCounts, TelegramRecord, TelegramRow, Verdict,
+    LinkState, OutputRecord, OutputRow, PurgeCounts, Record, StoreCounts, TelegramRecord,
+    TelegramRow, Verdict,
 };
 pub use retention::{PURGE_INTERVAL, run_retention};
 pub use writer::{
