@@ -11,7 +11,12 @@
 //!   (a newer update replaces one still waiting for its boundary).
 //! - A `Countdown` is said at once, in the first configured language only (a number a
 //!   second leaves no time for two): the current sound fades out over [`FADE`] and the
-//!   number follows; each countdown replaces the previous one.
+//!   number follows; each countdown replaces the previous one. Except that an episode's
+//!   *opening* is never cut by a countdown: the chime and, in the first language, the
+//!   first pass up to the intensity (or the fixed phrase) — 「（これは訓練です。）緊急地震
+//!   速報、警報です。震度５弱。」 — are said first, so the PA never plays bare numbers
+//!   without saying what they count down to. A countdown arriving during the opening
+//!   waits for its end (only the newest one is kept: a late number would be wrong).
 //! - A `Stop` fades out over [`FADE`] and ends the episode.
 //!
 //! The core never blocks and never reads a clock: the thread measures latencies. Tests
@@ -88,6 +93,8 @@ struct Segment {
     owner: u64,
     /// The chime and the gap after it: an update in place keeps them.
     lead: bool,
+    /// Part of an episode's opening, which a countdown does not cut.
+    opening: bool,
 }
 
 impl Segment {
@@ -185,6 +192,8 @@ pub struct Core {
     queue: VecDeque<Segment>,
     /// Replaces `queue` at the next segment boundary (an update in place).
     replacement: Option<VecDeque<Segment>>,
+    /// A countdown waiting for the episode's opening to be said.
+    deferred: Option<VecDeque<Segment>>,
     cut: Option<Cut>,
     owners: Vec<Owner>,
     /// Stops waiting for their fade to end.
@@ -205,6 +214,7 @@ impl Core {
             current: None,
             queue: VecDeque::new(),
             replacement: None,
+            deferred: None,
             cut: None,
             owners: Vec::new(),
             stops: Vec::new(),
@@ -248,6 +258,7 @@ impl Core {
                 audio: Audio::Samples(self.chime.clone()),
                 owner: token,
                 lead: true,
+                opening: true,
             });
             labels.push(self.settings.chime.label());
             segs.push_back(Segment {
@@ -255,8 +266,15 @@ impl Core {
                 audio: Audio::Silence(samples_for(GAP_AFTER_CHIME, self.rate)),
                 owner: token,
                 lead: true,
+                opening: true,
             });
         }
+        // Only an episode's first announcement (the one with the chime) has an opening.
+        let opening_clips = if chime {
+            langs.first().map_or(0, |(_, ids)| opening_len(ids))
+        } else {
+            0
+        };
         let mut first = true;
         for _ in 0..repeat.max(1) {
             for (lang, ids) in langs {
@@ -269,10 +287,12 @@ impl Core {
                         audio: Audio::Silence(samples_for(GAP_BETWEEN, self.rate)),
                         owner: token,
                         lead: false,
+                        opening: false,
                     });
                 }
+                let first_pass = first;
                 first = false;
-                for id in *ids {
+                for (i, id) in ids.iter().enumerate() {
                     match self.bank.get(*lang, id) {
                         Ok(samples) => {
                             let label = format!("{}:{id}", lang.as_str());
@@ -282,6 +302,7 @@ impl Core {
                                 audio: Audio::Samples(samples),
                                 owner: token,
                                 lead: false,
+                                opening: first_pass && i < opening_clips,
                             });
                         }
                         Err(e) => {
@@ -354,8 +375,12 @@ impl Core {
                 self.owner(action, labels);
                 if !self.active() {
                     self.start_episode(event, segs);
+                } else if same_event && !stopping && self.cut.is_none() && self.in_opening() {
+                    // Said once the opening is over; a newer number replaces this one.
+                    self.deferred = Some(segs);
                 } else if same_event && !stopping {
                     self.replacement = None;
+                    self.deferred = None;
                     self.cut_to(Then::Continue(segs));
                 } else {
                     self.cut_to(Then::NewEpisode(event, segs));
@@ -398,6 +423,14 @@ impl Core {
         out
     }
 
+    /// The episode's opening is playing or still to come.
+    fn in_opening(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|(seg, pos)| seg.opening && *pos < seg.len())
+            || self.queue.iter().any(|s| s.opening)
+    }
+
     fn start_episode(&mut self, event_id: Option<String>, segs: VecDeque<Segment>) {
         self.episode = Some(Episode {
             event_id,
@@ -406,6 +439,7 @@ impl Core {
         self.current = None;
         self.queue = segs;
         self.replacement = None;
+        self.deferred = None;
         self.cut = None;
     }
 
@@ -413,6 +447,7 @@ impl Core {
     fn cut_to(&mut self, then: Then) {
         self.queue.clear();
         self.replacement = None;
+        self.deferred = None;
         match self.cut.as_mut() {
             // Already fading: keep the fade, change what follows.
             Some(cut) => cut.then = then,
@@ -439,6 +474,9 @@ impl Core {
         self.queue.iter().for_each(&mut mark);
         if let Some(r) = &self.replacement {
             r.iter().for_each(&mut mark);
+        }
+        if let Some(d) = &self.deferred {
+            d.iter().for_each(&mut mark);
         }
         if let Some(Cut {
             then: Then::Continue(s) | Then::NewEpisode(_, s),
@@ -515,11 +553,21 @@ impl Core {
                 .is_none_or(|(seg, pos)| *pos >= seg.len());
             if at_boundary {
                 self.current = None;
-                if let Some(rep) = self.replacement.take() {
+                if let Some(mut rep) = self.replacement.take() {
                     // The chime (and its gap) still to come stay: the update replaces
-                    // the words, not the opening of the episode.
+                    // the words, not the opening of the episode. Words of the opening not
+                    // yet said are replaced by the update's, which become the opening.
+                    if self.queue.iter().any(|s| s.opening && !s.lead) {
+                        mark_opening(&mut rep);
+                    }
                     self.queue.retain(|s| s.lead);
                     self.queue.extend(rep);
+                }
+                if self.deferred.is_some() && !self.queue.iter().any(|s| s.opening) {
+                    // The opening has been said: the waiting countdown replaces the rest.
+                    if let Some(d) = self.deferred.take() {
+                        self.queue = d;
+                    }
                 }
                 match self.queue.pop_front() {
                     Some(seg) => self.current = Some((seg, 0)),
@@ -565,6 +613,7 @@ impl Core {
         self.current = None;
         self.queue.clear();
         self.replacement = None;
+        self.deferred = None;
         self.cut = None;
         r.end = true;
         for action in self.stops.drain(..) {
@@ -582,6 +631,7 @@ impl Core {
         self.current = None;
         self.queue.clear();
         self.replacement = None;
+        self.deferred = None;
         self.cut = None;
         let mut lost: Vec<Action> = self.stops.drain(..).collect();
         lost.extend(
@@ -591,6 +641,30 @@ impl Core {
                 .map(|o| o.action),
         );
         lost
+    }
+}
+
+/// How many clips of a first-language announcement form its opening: up to and including
+/// the intensity or the fixed phrase, or else the header (「緊急地震速報」).
+fn opening_len(ids: &[&str]) -> usize {
+    let key = |id: &&str| id.starts_with("shindo_") || *id == "protect" || *id == "beware";
+    let header = |id: &&str| *id == "eew" || *id == "eew_warning";
+    ids.iter()
+        .position(key)
+        .or_else(|| ids.iter().position(header))
+        .map_or(0, |i| i + 1)
+}
+
+/// Marks the opening of an announcement's segments (its first pass, up to the first gap).
+fn mark_opening(segs: &mut VecDeque<Segment>) {
+    let ids: Vec<&str> = segs
+        .iter()
+        .map_while(|s| s.label.as_deref())
+        .map(|l| l.split_once(':').map_or(l, |(_, id)| id))
+        .collect();
+    let n = opening_len(&ids);
+    for s in segs.iter_mut().take(n) {
+        s.opening = true;
     }
 }
 
@@ -1134,18 +1208,40 @@ pub(crate) mod tests {
         let mut c = core(&[Lang::Ja, Lang::En], 2);
         let mut run = Run::default();
         c.command(announce(NUMBERS, "e", 1));
-        // Into the chime.
-        play(&mut c, &mut run, 10);
+        // Past the opening (chime, gap, header, intensity) and 30 ms into 「あと」.
+        let into = chime_len() + samples_for(GAP_AFTER_CHIME, RATE) + 2 * CLIP + 480;
+        while run.samples.len() < into {
+            play(&mut c, &mut run, 1);
+        }
         let before = run.samples.len();
         c.command(action(ActionKind::countdown(5), "e", 1, Label::Real));
         play(&mut c, &mut run, 1);
         // The fade (10 ms) and the number start in the very next period.
-        assert_eq!(run.segments(), ["chime:alert", "ja:num_5"]);
+        assert_eq!(
+            run.segments(),
+            [
+                "chime:alert",
+                "ja:eew",
+                "ja:shindo_5_lower",
+                "ja:ato",
+                "ja:num_5"
+            ]
+        );
         // Each countdown replaces the previous one.
         play(&mut c, &mut run, 2);
         c.command(action(ActionKind::countdown(4), "e", 1, Label::Real));
         full(&mut c, &mut run);
-        assert_eq!(run.segments(), ["chime:alert", "ja:num_5", "ja:num_4"]);
+        assert_eq!(
+            run.segments(),
+            [
+                "chime:alert",
+                "ja:eew",
+                "ja:shindo_5_lower",
+                "ja:ato",
+                "ja:num_5",
+                "ja:num_4"
+            ]
+        );
         let fade = samples_for(FADE, RATE);
         // Three periods (the first fade, then 5), the second fade, then 4 whole.
         assert_eq!(
@@ -1153,6 +1249,67 @@ pub(crate) mod tests {
             before + 3 * samples_for(PERIOD, RATE) + fade + CLIP
         );
         assert_eq!(run.ends, 1, "one episode");
+    }
+
+    #[test]
+    fn a_countdown_waits_for_the_opening_then_the_newest_number_cuts_in() {
+        let mut c = core(&[Lang::Ja, Lang::En], 2);
+        let mut run = Run::default();
+        c.command(announce(NUMBERS, "e", 1));
+        // Into the chime: two countdowns arrive; neither cuts the opening.
+        play(&mut c, &mut run, 10);
+        c.command(action(ActionKind::countdown(3), "e", 1, Label::Real));
+        play(&mut c, &mut run, 5);
+        let notes = c.command(action(ActionKind::countdown(2), "e", 1, Label::Real));
+        assert!(
+            matches!(&notes[..], [Note::Superseded { .. }]),
+            "the older number is dropped: {notes:?}"
+        );
+        full(&mut c, &mut run);
+        // Chime, header and intensity in the first language, then the newest number.
+        assert_eq!(
+            run.segments(),
+            ["chime:alert", "ja:eew", "ja:shindo_5_lower", "ja:num_2"]
+        );
+        assert_eq!(run.ends, 1, "one episode");
+    }
+
+    #[test]
+    fn an_update_during_the_opening_carries_the_opening_on() {
+        let mut c = core(&[Lang::Ja], 1);
+        let mut run = Run::default();
+        c.command(announce(NUMBERS, "e", 1));
+        // Chime, gap, and 30 ms into the first clip.
+        let into = chime_len() + samples_for(GAP_AFTER_CHIME, RATE) + 480;
+        while run.samples.len() < into {
+            play(&mut c, &mut run, 1);
+        }
+        c.command(announce(
+            &["eew_warning", "shindo_6_upper", "beware"],
+            "e",
+            2,
+        ));
+        c.command(action(ActionKind::countdown(4), "e", 2, Label::Real));
+        full(&mut c, &mut run);
+        // The header being said ends; the update's opening follows, then the number.
+        assert_eq!(
+            run.segments(),
+            [
+                "chime:alert",
+                "ja:eew",
+                "ja:eew_warning",
+                "ja:shindo_6_upper",
+                "ja:num_4"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_opening_is_up_to_the_intensity_or_phrase_or_else_the_header() {
+        assert_eq!(opening_len(NUMBERS), 2);
+        assert_eq!(opening_len(&["drill", "eew", "protect"]), 3);
+        assert_eq!(opening_len(&["eew_warning", "beware"]), 2);
+        assert_eq!(opening_len(&["cancelled"]), 0);
     }
 
     #[test]
