@@ -194,6 +194,9 @@ pub struct Core {
     replacement: Option<VecDeque<Segment>>,
     /// A countdown waiting for the episode's opening to be said.
     deferred: Option<VecDeque<Segment>>,
+    /// The clips of the announcement now being said, said so far (an update continues
+    /// after the part it shares with them instead of starting over).
+    said: Vec<String>,
     cut: Option<Cut>,
     owners: Vec<Owner>,
     /// Stops waiting for their fade to end.
@@ -215,6 +218,7 @@ impl Core {
             queue: VecDeque::new(),
             replacement: None,
             deferred: None,
+            said: Vec::new(),
             cut: None,
             owners: Vec::new(),
             stops: Vec::new(),
@@ -356,6 +360,9 @@ impl Core {
                 if !self.active() {
                     self.start_episode(event, segs);
                 } else if same_event && !stopping {
+                    // A newer announcement supersedes a countdown still waiting: the
+                    // next number comes within a second if it is still due.
+                    self.deferred = None;
                     match self.cut.as_mut() {
                         // A countdown is fading in: the update follows it instead.
                         Some(cut) => cut.then = Then::Continue(segs),
@@ -440,6 +447,7 @@ impl Core {
         self.queue = segs;
         self.replacement = None;
         self.deferred = None;
+        self.said.clear();
         self.cut = None;
     }
 
@@ -555,11 +563,22 @@ impl Core {
                 self.current = None;
                 if let Some(mut rep) = self.replacement.take() {
                     // The chime (and its gap) still to come stay: the update replaces
-                    // the words, not the opening of the episode. Words of the opening not
-                    // yet said are replaced by the update's, which become the opening.
+                    // the words, not the opening of the episode. If the opening's words
+                    // are not all said, the update's opening takes their place.
                     if self.queue.iter().any(|s| s.opening && !s.lead) {
                         mark_opening(&mut rep);
                     }
+                    // The update goes on after what it shares with what was just said
+                    // (「緊急地震速報、警報です。」 is not said twice; a frequent update
+                    // never keeps the sentence from reaching the intensity).
+                    let shared = self
+                        .said
+                        .iter()
+                        .zip(rep.iter())
+                        .take_while(|(a, b)| b.label.as_deref() == Some(a.as_str()))
+                        .count();
+                    rep.drain(..shared);
+                    self.said.truncate(shared);
                     self.queue.retain(|s| s.lead);
                     self.queue.extend(rep);
                 }
@@ -585,6 +604,12 @@ impl Core {
                 && let Some(label) = &seg.label
             {
                 r.notes.push(Note::Segment(label.clone()));
+            }
+            if *pos == 0
+                && !seg.lead
+                && let Some(label) = &seg.label
+            {
+                self.said.push(label.clone());
             }
             if *pos == 0
                 && let Some(o) = self.owners.iter_mut().find(|o| o.token == seg.owner)
@@ -1275,33 +1300,50 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_update_during_the_opening_carries_the_opening_on() {
+    fn an_update_during_the_opening_goes_on_from_what_was_said_and_keeps_it_protected() {
         let mut c = core(&[Lang::Ja], 1);
         let mut run = Run::default();
         c.command(announce(NUMBERS, "e", 1));
-        // Chime, gap, and 30 ms into the first clip.
+        // Chime, gap, and 30 ms into the header 「緊急地震速報。」.
         let into = chime_len() + samples_for(GAP_AFTER_CHIME, RATE) + 480;
         while run.samples.len() < into {
             play(&mut c, &mut run, 1);
         }
-        c.command(announce(
-            &["eew_warning", "shindo_6_upper", "beware"],
-            "e",
-            2,
-        ));
+        // The update shares the header: it goes on with its intensity, which the
+        // countdown (arriving meanwhile) does not cut.
+        c.command(announce(&["eew", "shindo_6_upper", "beware"], "e", 2));
         c.command(action(ActionKind::countdown(4), "e", 2, Label::Real));
         full(&mut c, &mut run);
-        // The header being said ends; the update's opening follows, then the number.
         assert_eq!(
             run.segments(),
-            [
-                "chime:alert",
-                "ja:eew",
-                "ja:eew_warning",
-                "ja:shindo_6_upper",
-                "ja:num_4"
-            ]
+            ["chime:alert", "ja:eew", "ja:shindo_6_upper", "ja:num_4"]
         );
+    }
+
+    #[test]
+    fn frequent_updates_never_keep_the_sentence_from_its_end() {
+        let mut c = core(&[Lang::Ja], 1);
+        let mut run = Run::default();
+        c.command(announce(NUMBERS, "e", 1));
+        // An update (fewer seconds) every 60 ms: each goes on from what was said.
+        for serial in 2..40 {
+            play(&mut c, &mut run, 3);
+            let secs = ["num_9", "num_8", "num_7", "num_6", "num_5"][serial as usize % 5];
+            c.command(announce(
+                &["eew", "shindo_5_lower", "ato", secs, "seconds"],
+                "e",
+                serial,
+            ));
+        }
+        full(&mut c, &mut run);
+        let segs = run.segments();
+        assert_eq!(segs[..3], ["chime:alert", "ja:eew", "ja:shindo_5_lower"]);
+        assert_eq!(
+            segs.iter().filter(|s| *s == "ja:eew").count(),
+            1,
+            "{segs:?}"
+        );
+        assert_eq!(segs.last().map(String::as_str), Some("ja:seconds"));
     }
 
     #[test]
@@ -1310,6 +1352,23 @@ pub(crate) mod tests {
         assert_eq!(opening_len(&["drill", "eew", "protect"]), 3);
         assert_eq!(opening_len(&["eew_warning", "beware"]), 2);
         assert_eq!(opening_len(&["cancelled"]), 0);
+    }
+
+    #[test]
+    fn a_newer_announcement_supersedes_a_waiting_countdown() {
+        let mut c = core(&[Lang::Ja], 1);
+        let mut run = Run::default();
+        c.command(announce(NUMBERS, "e", 1));
+        play(&mut c, &mut run, 10);
+        c.command(action(ActionKind::countdown(2), "e", 1, Label::Real));
+        let notes = c.command(announce(&["cancelled"], "e", 32));
+        assert!(
+            matches!(&notes[..], [Note::Superseded { action }]
+                if matches!(action.kind, ActionKind::Countdown { .. })),
+            "{notes:?}"
+        );
+        full(&mut c, &mut run);
+        assert_eq!(run.segments(), ["chime:alert", "ja:cancelled"]);
     }
 
     #[test]
