@@ -1,0 +1,316 @@
+// eewgate web UI: setup, login and the live dashboard. No dependencies, no inline code
+// (the Content-Security-Policy forbids it). Data is always inserted as text, never HTML.
+'use strict';
+
+const I18N = {
+  ja: {
+    connecting: '接続中', live: 'ライブ', lost: '切断', logout: 'ログアウト',
+    setup_title: '初期設定', setup_intro: '管理者パスワードを設定します。セットアップコードは本機のコンソール（ログ）に表示されています。',
+    setup_code: 'セットアップコード', new_password: '新しいパスワード', confirm_password: 'パスワード（確認）',
+    password_rule: '10文字以上。', set_password: 'パスワードを設定', mismatch: 'パスワードが一致しません。',
+    setup_done: 'パスワードを設定しました。ログインしてください。',
+    login_title: 'ログイン', password: 'パスワード', login: 'ログイン',
+    current_alert: '現在の警報', no_alert: '警報なし', s_arrival: '主要動到達まで', arrived: '到達済み',
+    seconds: '秒', predicted_class: '予測震度', event: '地震ID', warning: '警報',
+    links: '上位回線', time_sync: '時刻同期', watchdog: 'ウォッチドッグ', storage: '記録',
+    outputs: '出力', recent_alerts: '最近の警報', updated: '最終更新',
+    up: '接続', down: '切断', fault: '異常', ok: '正常', yes: 'あり', no: 'なし',
+    synchronised: '同期', not_synchronised: '非同期', unknown: '不明', error_bound: '誤差上限',
+    last_sync: '前回同期', offset: '配信遅延＋時刻差', last_telegram: '最終受信', last_alive: '最終応答',
+    systemd: 'systemd', hardware: 'ハードウェア', progressing: '処理継続',
+    history_ok: '記録中', dropped: '取りこぼし', overdue: '検証期限切れ', none: 'なし',
+    all_links_down: '全回線断', closed_relays: '動作中の接点', led: 'LED',
+    real: '実報', training: '訓練', test: '試験', drill: 'ドリル',
+    plum: 'PLUM法', deep: '深発', level_method: 'レベル法', single_station: '1点観測', assumed_hypocenter: '仮定震源',
+    cancelled: '取消', ended: '終了', running: '継続中', s_ago: '秒前', m_ago: '分前', h_ago: '時間前',
+    wrong_password: 'パスワードが違います。', rate_limited: '失敗が続いたため一時的に制限しています。',
+    session_expired: 'セッションが切れました。再度ログインしてください。',
+  },
+  en: {
+    connecting: 'connecting', live: 'live', lost: 'disconnected', logout: 'Log out',
+    setup_title: 'First-boot setup', setup_intro: 'Set the administrator password. The setup code is printed on the appliance\'s console (log).',
+    setup_code: 'Setup code', new_password: 'New password', confirm_password: 'Confirm password',
+    password_rule: 'At least 10 characters.', set_password: 'Set password', mismatch: 'The passwords differ.',
+    setup_done: 'Password set. Please log in.',
+    login_title: 'Log in', password: 'Password', login: 'Log in',
+    current_alert: 'Current alert', no_alert: 'No alert', s_arrival: 'S-wave arrival in', arrived: 'arrived',
+    seconds: 's', predicted_class: 'Predicted intensity', event: 'Event', warning: 'Warning',
+    links: 'Upstream links', time_sync: 'Time sync', watchdog: 'Watchdog', storage: 'Storage',
+    outputs: 'Outputs', recent_alerts: 'Recent alerts', updated: 'Updated',
+    up: 'up', down: 'down', fault: 'fault', ok: 'ok', yes: 'yes', no: 'no',
+    synchronised: 'synchronised', not_synchronised: 'not synchronised', unknown: 'unknown', error_bound: 'Error bound',
+    last_sync: 'Last sync', offset: 'Delivery + clock offset', last_telegram: 'Last telegram', last_alive: 'Last alive',
+    systemd: 'systemd', hardware: 'Hardware', progressing: 'Progressing',
+    history_ok: 'Recording', dropped: 'Dropped', overdue: 'Verification overdue', none: 'none',
+    all_links_down: 'ALL LINKS DOWN', closed_relays: 'Closed contacts', led: 'LED',
+    real: 'real', training: 'training', test: 'test', drill: 'drill',
+    plum: 'PLUM', deep: 'deep', level_method: 'level method', single_station: 'single station', assumed_hypocenter: 'assumed hypocentre',
+    cancelled: 'cancelled', ended: 'ended', running: 'running', s_ago: 's ago', m_ago: 'min ago', h_ago: 'h ago',
+    wrong_password: 'Wrong password.', rate_limited: 'Too many failed attempts; please wait.',
+    session_expired: 'Your session ended. Please log in again.',
+  },
+};
+
+let lang = localStorage.getItem('eewgate.lang') || (navigator.language || 'ja').slice(0, 2);
+if (!I18N[lang]) lang = 'ja';
+const t = (key) => (I18N[lang] && I18N[lang][key]) || I18N.en[key] || key;
+
+let csrf = null;
+let events = null;
+let lastStatus = null;
+let lastRunning = null;
+let countdownTimer = null;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    e.append(typeof c === 'string' || typeof c === 'number' ? String(c) : c);
+  }
+  return e;
+}
+
+function applyLang() {
+  document.documentElement.lang = lang;
+  for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+  $('lang').textContent = lang === 'ja' ? 'English' : '日本語';
+  if (lastStatus) renderStatus(lastStatus);
+}
+
+function show(view) {
+  for (const v of ['setup', 'login', 'dash']) $('view-' + v).hidden = v !== view;
+  $('logout').hidden = view !== 'dash';
+  if (view !== 'dash' && events) { events.close(); events = null; }
+}
+
+function message(text, info) {
+  const m = $('message');
+  m.textContent = text || '';
+  m.className = info ? 'message info' : 'message';
+  m.hidden = !text;
+}
+
+async function api(path, method, body) {
+  const opts = { method: method || 'GET', credentials: 'same-origin', headers: {} };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  if (opts.method !== 'GET' && csrf) opts.headers['X-CSRF-Token'] = csrf;
+  const r = await fetch(path, opts);
+  let data = null;
+  try { data = await r.json(); } catch (_) { data = null; }
+  return { status: r.status, data };
+}
+
+async function boot() {
+  message('');
+  const s = await api('/api/setup/state');
+  if (s.status === 200 && s.data.setup_required) { show('setup'); return; }
+  const sess = await api('/api/session');
+  if (sess.status === 200) { csrf = sess.data.csrf_token; startDashboard(); } else show('login');
+}
+
+async function onSetup(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  if (f.password.value !== f.confirm.value) { message(t('mismatch')); return; }
+  const r = await api('/api/setup', 'POST', { setup_code: f.setup_code.value, password: f.password.value });
+  f.password.value = ''; f.confirm.value = '';
+  if (r.status === 200) { f.setup_code.value = ''; show('login'); message(t('setup_done'), true); }
+  else message(r.status === 429 ? t('rate_limited') : (r.data && r.data.message) || String(r.status));
+}
+
+async function onLogin(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  const r = await api('/api/login', 'POST', { password: f.password.value });
+  f.password.value = '';
+  if (r.status === 200) { csrf = r.data.csrf_token; message(''); startDashboard(); }
+  else if (r.status === 401) message(t('wrong_password'));
+  else if (r.status === 429) message(t('rate_limited'));
+  else message((r.data && r.data.message) || String(r.status));
+}
+
+async function onLogout() {
+  await api('/api/logout', 'POST');
+  csrf = null; lastStatus = null;
+  show('login');
+}
+
+function setConn(state) {
+  const c = $('conn');
+  c.dataset.i18n = state;
+  c.textContent = t(state);
+  c.className = 'pill ' + state;
+}
+
+function startDashboard() {
+  show('dash');
+  if (events) events.close();
+  events = new EventSource('/api/events');
+  events.addEventListener('status', (e) => {
+    setConn('live');
+    try { renderStatus(JSON.parse(e.data)); } catch (_) { /* ignore a bad frame */ }
+  });
+  events.onerror = async () => {
+    setConn('lost');
+    // The browser retries by itself; stop if the session is gone.
+    const s = await api('/api/session');
+    if (s.status === 401) { show('login'); message(t('session_expired')); }
+    // A refused stream is not retried by the browser: reconnect while the session lives.
+    else if (events && events.readyState === EventSource.CLOSED) setTimeout(startDashboard, 3000);
+  };
+  loadRecent();
+  if (!countdownTimer) countdownTimer = setInterval(tickCountdown, 250);
+}
+
+// ---------------------------------------------------------------- rendering
+
+function ago(iso) {
+  if (!iso) return t('none');
+  const ms = typeof iso === 'number' ? iso : Date.parse(iso);
+  if (Number.isNaN(ms)) return String(iso);
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 120) return s + ' ' + t('s_ago');
+  if (s < 7200) return Math.round(s / 60) + ' ' + t('m_ago');
+  return Math.round(s / 3600) + ' ' + t('h_ago');
+}
+
+function row(label, value, cls) {
+  return el('li', {}, el('span', {}, label), el('span', cls ? { class: cls } : {}, value));
+}
+
+function fill(id, rows) { $(id).replaceChildren(...rows); }
+
+function okBad(b, yes, no) {
+  if (b === null || b === undefined) return [t('unknown'), 'warn'];
+  return b ? [t(yes || 'ok'), 'ok'] : [t(no || 'fault'), 'bad'];
+}
+
+function renderStatus(s) {
+  lastStatus = s;
+  $('updated').textContent = new Date().toLocaleTimeString(lang === 'ja' ? 'ja-JP' : 'en-GB');
+
+  const links = [];
+  if (s.all_links_down) links.push(row('', t('all_links_down'), 'bad'));
+  for (const [name, l] of Object.entries(s.links || {})) {
+    const state = l.fault ? [t('fault'), 'bad'] : l.up ? [t('up'), 'ok'] : [t('down'), 'bad'];
+    links.push(row(name, state[0] + (l.down_reason ? ' — ' + l.down_reason : ''), state[1]));
+    links.push(row('  ' + t('last_alive'), ago(l.last_alive_at)));
+    links.push(row('  ' + t('last_telegram'), ago(l.last_telegram_at)));
+  }
+  fill('links', links);
+
+  const tm = s.time || {};
+  const sync = okBad(tm.synchronised, 'synchronised', 'not_synchronised');
+  const time = [row(t('time_sync'), tm.fault ? t('fault') : sync[0], tm.fault ? 'bad' : sync[1])];
+  if (tm.est_error_us !== null && tm.est_error_us !== undefined) time.push(row(t('error_bound'), (tm.est_error_us / 1000).toFixed(1) + ' ms'));
+  if (tm.since_last_sync_s !== null && tm.since_last_sync_s !== undefined) time.push(row(t('last_sync'), tm.since_last_sync_s + ' ' + t('s_ago')));
+  if (tm.upstream_offset_ms !== null && tm.upstream_offset_ms !== undefined) time.push(row(t('offset'), tm.upstream_offset_ms + ' ms'));
+  if (tm.detail) time.push(row('', tm.detail, tm.fault ? 'bad' : ''));
+  fill('time', time);
+
+  const wd = s.watchdog || {};
+  fill('watchdog', [
+    row(t('systemd'), ...okBad(wd.systemd, 'yes', 'no')),
+    row(t('hardware'), ...okBad(wd.hardware, 'yes', 'no')),
+    row(t('progressing'), ...okBad(wd.progressing)),
+  ]);
+
+  const st = s.storage || {};
+  const storage = [row(t('history_ok'), ...okBad(st.ok))];
+  if (st.detail) storage.push(row('', st.detail, 'bad'));
+  if (st.dropped) storage.push(row(t('dropped'), String(st.dropped), 'warn'));
+  fill('storage', storage);
+
+  const outs = [];
+  for (const [name, health] of Object.entries(s.outputs || {})) {
+    const h = String(health);
+    outs.push(row(name, h, h.startsWith('fault') ? 'bad' : 'ok'));
+  }
+  for (const name of s.verification_overdue || []) outs.push(row(name, t('overdue'), 'warn'));
+  const al = s.alert || {};
+  if (al.led) outs.push(row(t('led'), String(al.led)));
+  if ((al.closed_relays || []).length) outs.push(row(t('closed_relays'), al.closed_relays.join(', '), 'warn'));
+  fill('outputs', outs.length ? outs : [row(t('none'), '')]);
+
+  renderAlert(al);
+  const running = JSON.stringify(al.running || []);
+  if (running !== lastRunning) { lastRunning = running; loadRecent(); }
+}
+
+// The current alert. The status model's `alert.current` (when the daemon provides it):
+// { event_id, label, class, warning, flags: {plum, deep, ...}, s_arrival_at }.
+function renderAlert(al) {
+  const cur = al.current || null;
+  const running = al.running || [];
+  const card = $('alert');
+  if (!cur && running.length === 0) {
+    card.className = 'card alert-none';
+    $('alert-body').replaceChildren(el('p', { class: 'big ok' }, t('no_alert')));
+    return;
+  }
+  const label = (cur && cur.label) || 'real';
+  card.className = 'card ' + (label === 'real' ? 'alert-real' : 'alert-exercise');
+  const body = [];
+  const tags = el('div', {});
+  tags.append(el('span', { class: label === 'real' ? 'tag' : 'tag exercise' }, t(label)));
+  if (cur && cur.warning) tags.append(el('span', { class: 'tag' }, t('warning')));
+  const flags = (cur && cur.flags) || {};
+  for (const f of ['plum', 'deep', 'level_method', 'single_station', 'assumed_hypocenter']) {
+    if (flags[f]) tags.append(el('span', { class: 'tag' }, t(f)));
+  }
+  body.push(tags);
+  if (cur && cur.class !== undefined && cur.class !== null) {
+    body.push(el('p', {}, t('predicted_class') + ' ', el('span', { class: 'big' }, String(cur.class))));
+  }
+  const arrival = cur && (cur.s_arrival_at || cur.s_arrival_ms);
+  if (arrival) {
+    body.push(el('p', {}, t('s_arrival')));
+    body.push(el('p', { id: 'countdown', class: 'countdown', 'data-at': String(typeof arrival === 'number' ? arrival : Date.parse(arrival)) }, '—'));
+  }
+  body.push(el('p', { class: 'hint' }, t('event') + ': ' + ((cur && cur.event_id) || running.join(', '))));
+  $('alert-body').replaceChildren(...body);
+  tickCountdown();
+}
+
+function tickCountdown() {
+  const c = $('countdown');
+  if (!c) return;
+  const at = Number(c.dataset.at);
+  if (!Number.isFinite(at)) return;
+  const left = (at - Date.now()) / 1000;
+  c.textContent = left > 0 ? Math.ceil(left) + ' ' + t('seconds') : t('arrived');
+}
+
+async function loadRecent() {
+  const r = await api('/api/history/alerts?limit=4');
+  if (r.status !== 200) return;
+  const rows = (r.data.items || []).map((a) => {
+    const when = a.first_ms ? new Date(a.first_ms).toLocaleString(lang === 'ja' ? 'ja-JP' : 'en-GB') : '';
+    const label = a.label && a.label !== 'real' ? ' [' + t(a.label) + ']' : '';
+    const state = a.cancelled ? t('cancelled') : a.ended ? t('ended') : t('running');
+    const cls = a.max_class ? ' ' + t('predicted_class') + ' ' + a.max_class : '';
+    return row(when + label, (a.event_id || '') + cls + ' · ' + state);
+  });
+  fill('recent', rows.length ? rows : [row(t('none'), '')]);
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('lang').addEventListener('click', () => {
+    lang = lang === 'ja' ? 'en' : 'ja';
+    localStorage.setItem('eewgate.lang', lang);
+    applyLang();
+  });
+  $('logout').addEventListener('click', onLogout);
+  $('setup-form').addEventListener('submit', onSetup);
+  $('login-form').addEventListener('submit', onLogin);
+  applyLang();
+  boot();
+});

@@ -1,0 +1,813 @@
+//! The router: routes, middleware (headers, body limit, origin check, setup gate), the
+//! session extractor and the handlers.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Query, Request, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::appliance::{Appliance, AuditEntry, HistoryQuery};
+use crate::auth::{self, RateLimiter, SessionStore};
+use crate::{CSRF_HEADER, Options, SESSION_COOKIE};
+
+/// One route of the API or a static asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The path.
+    pub path: &'static str,
+    /// Needs a session (and, when state-changing, the CSRF token).
+    pub auth: bool,
+    /// Served while first-boot setup is pending.
+    pub during_setup: bool,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    auth: bool,
+    during_setup: bool,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        auth,
+        during_setup,
+    }
+}
+
+/// Every route the router serves; the router is built from this table, and the OpenAPI
+/// document is tested against it.
+pub const ROUTES: &[RouteSpec] = &[
+    route("GET", "/", false, true),
+    route("GET", "/index.html", false, true),
+    route("GET", "/app.js", false, true),
+    route("GET", "/app.css", false, true),
+    route("GET", "/api/setup/state", false, true),
+    route("POST", "/api/setup", false, true),
+    route("POST", "/api/login", false, false),
+    route("POST", "/api/logout", true, false),
+    route("GET", "/api/session", true, false),
+    route("GET", "/api/status", true, false),
+    route("GET", "/api/events", true, false),
+    route("GET", "/api/history/telegrams", true, false),
+    route("GET", "/api/history/alerts", true, false),
+    route("GET", "/api/openapi.json", false, false),
+];
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct Shared<A> {
+    appliance: Arc<A>,
+    options: Options,
+    /// `Some` while first-boot setup is pending.
+    setup_code: Mutex<Option<String>>,
+    /// Serialises setup attempts.
+    setup_lock: tokio::sync::Mutex<()>,
+    sessions: Mutex<SessionStore>,
+    limiter: Mutex<RateLimiter>,
+    /// One Argon2 computation at a time (19 MiB each): a flood of parallel logins must
+    /// not exhaust a Pi's memory, and the rate limit is checked again once a turn comes.
+    hashing: tokio::sync::Semaphore,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here leaves the data half-changed on a panic.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<A: Appliance> Shared<A> {
+    pub(crate) fn new(appliance: Arc<A>, options: Options, setup_code: Option<String>) -> Self {
+        let sessions = SessionStore::new(options.session_idle, options.max_sessions);
+        Self {
+            appliance,
+            options,
+            setup_code: Mutex::new(setup_code),
+            setup_lock: tokio::sync::Mutex::new(()),
+            sessions: Mutex::new(sessions),
+            limiter: Mutex::new(RateLimiter::default()),
+            hashing: tokio::sync::Semaphore::new(1),
+        }
+    }
+
+    pub(crate) fn setup_code(&self) -> Option<String> {
+        lock(&self.setup_code).clone()
+    }
+
+    fn setup_pending(&self) -> bool {
+        lock(&self.setup_code).is_some()
+    }
+
+    async fn audit(&self, action: &str, who: &str, detail: String) {
+        let entry = AuditEntry {
+            at: DateTime::<Utc>::from(std::time::SystemTime::now()),
+            who: who.to_owned(),
+            action: action.to_owned(),
+            detail,
+        };
+        tracing::info!(who = %entry.who, action = %entry.action, detail = %entry.detail, "audit");
+        if let Err(e) = self.appliance.audit(entry).await {
+            // The action stands: a storage fault must not lock the administrator out; it is
+            // on the dashboard as a storage fault.
+            tracing::error!(error = %e, action, "audit entry not stored");
+        }
+    }
+}
+
+type AppState<A> = Arc<Shared<A>>;
+
+/// An error answered as `{"error": code, "message": …}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "web UI request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the appliance could not complete the request; see the log",
+        )
+    }
+
+    fn setup_required() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "setup_required",
+            "set the administrator password first (POST /api/setup with the setup code \
+             printed on the console)",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(json!({ "error": self.code, "message": self.message })),
+        )
+            .into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "bad_request",
+        };
+        Self::new(status, code, r.body_text())
+    }
+}
+
+/// The router over `shared`.
+pub(crate) fn router<A: Appliance>(shared: AppState<A>) -> Router {
+    let limit = shared.options.body_limit;
+    let mut r: Router<AppState<A>> = Router::new();
+    for spec in ROUTES {
+        r = r.route(spec.path, method_router::<A>(spec.path));
+    }
+    r.fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            setup_gate::<A>,
+        ))
+        .layer(middleware::from_fn(origin_check))
+        .layer(middleware::from_fn_with_state(limit, body_limit))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(shared)
+}
+
+fn method_router<A: Appliance>(path: &str) -> MethodRouter<AppState<A>> {
+    match path {
+        "/api/setup/state" => get(setup_state::<A>),
+        "/api/setup" => post(setup::<A>),
+        "/api/login" => post(login::<A>),
+        "/api/logout" => post(logout::<A>),
+        "/api/session" => get(session::<A>),
+        "/api/status" => get(status::<A>),
+        "/api/events" => get(events::<A>),
+        "/api/history/telegrams" => get(history_telegrams::<A>),
+        "/api/history/alerts" => get(history_alerts::<A>),
+        "/api/openapi.json" => get(openapi),
+        _ => get(asset),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page")
+}
+
+async fn asset(req: Request) -> Response {
+    match crate::assets::get(req.uri().path()) {
+        Some((ct, body)) => (
+            [
+                (header::CONTENT_TYPE, ct),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => not_found().await.into_response(),
+    }
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+// ---------------------------------------------------------------- middleware
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if api {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
+async fn body_limit(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// A state-changing request from another origin is refused, whatever it carries.
+async fn origin_check(req: Request, next: Next) -> Response {
+    if !is_safe(req.method())
+        && let Some(origin) = req.headers().get(header::ORIGIN)
+    {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest);
+        if host.is_none() || origin_host != host {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "cross-origin requests are refused",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn setup_gate<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/api/") && shared.setup_pending() {
+        let allowed = ROUTES.iter().any(|r| r.during_setup && r.path == path);
+        if !allowed {
+            return ApiError::setup_required().into_response();
+        }
+    }
+    next.run(req).await
+}
+
+// ---------------------------------------------------------------- extractors
+
+/// The client's address, when the server was started with `ConnectInfo`.
+#[derive(Debug, Clone, Copy)]
+struct ClientAddr(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+impl ClientAddr {
+    fn describe(self) -> String {
+        self.0
+            .map_or_else(|| "client unknown".to_owned(), |ip| format!("from {ip}"))
+    }
+}
+
+/// The session cookie's value.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A logged-in administrator; for state-changing methods, with a valid CSRF token.
+#[derive(Debug)]
+struct Admin {
+    session: String,
+    csrf: String,
+}
+
+impl<A: Appliance> FromRequestParts<AppState<A>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &AppState<A>,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorised =
+            || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorised", "log in first");
+        let id = session_cookie(&parts.headers).ok_or_else(unauthorised)?;
+        let info = lock(&shared.sessions)
+            .touch(&id, Instant::now())
+            .ok_or_else(unauthorised)?;
+        if !is_safe(&parts.method) {
+            let sent = parts
+                .headers
+                .get(HeaderName::from_static(CSRF_HEADER))
+                .map(HeaderValue::as_bytes)
+                .unwrap_or_default();
+            if !auth::constant_time_eq(sent, info.csrf.as_bytes()) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    "missing or wrong X-CSRF-Token",
+                ));
+            }
+        }
+        Ok(Self {
+            session: id,
+            csrf: info.csrf,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- setup and login
+
+async fn setup_state<A: Appliance>(State(shared): State<AppState<A>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "setup_required": shared.setup_pending(),
+        "min_password_chars": auth::MIN_PASSWORD_CHARS,
+    }))
+}
+
+#[derive(Deserialize)]
+struct SetupBody {
+    setup_code: String,
+    password: String,
+}
+
+// Not `Debug`: it holds the password.
+#[derive(Deserialize)]
+struct LoginBody {
+    password: String,
+}
+
+fn rate_limited<A>(shared: &Shared<A>, client: ClientAddr) -> Result<(), ApiError> {
+    match lock(&shared.limiter).check(client.0, Instant::now()) {
+        None => Ok(()),
+        Some(wait) => {
+            let secs = wait
+                .as_secs()
+                .saturating_add(u64::from(wait.subsec_nanos() > 0));
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many failed attempts; try again in {secs} s"),
+            );
+            e.retry_after = Some(secs.max(1));
+            Err(e)
+        }
+    }
+}
+
+async fn setup<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    body: Result<Json<SetupBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
+    let _one_at_a_time = shared.setup_lock.lock().await;
+    let Some(code) = shared.setup_code() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_set_up",
+            "the administrator password is already set",
+        ));
+    };
+    rate_limited(&shared, client)?;
+    let typed = auth::normalise_setup_code(&body.setup_code);
+    if !auth::constant_time_eq(
+        typed.as_bytes(),
+        auth::normalise_setup_code(&code).as_bytes(),
+    ) {
+        lock(&shared.limiter).failure(client.0, Instant::now());
+        shared
+            .audit(
+                "setup_failed",
+                "setup",
+                format!("wrong setup code {}", client.describe()),
+            )
+            .await;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_setup_code",
+            "the setup code is wrong (it is printed on the appliance's console)",
+        ));
+    }
+    if let Some(problem) = auth::password_problem(&body.password) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "weak_password",
+            problem,
+        ));
+    }
+    let _turn = shared.hashing.acquire().await.map_err(ApiError::internal)?;
+    let password = body.password;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    shared
+        .appliance
+        .set_admin_hash(hash)
+        .await
+        .map_err(ApiError::internal)?;
+    *lock(&shared.setup_code) = None;
+    shared
+        .audit(
+            "setup",
+            "setup",
+            format!("administrator password set {}", client.describe()),
+        )
+        .await;
+    Ok(Json(json!({ "ok": true })))
+}
+
+async fn login<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    body: Result<Json<LoginBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    rate_limited(&shared, client)?;
+    let _turn = shared.hashing.acquire().await.map_err(ApiError::internal)?;
+    // Failures recorded while this request waited count too.
+    rate_limited(&shared, client)?;
+    let hash = shared
+        .appliance
+        .get_admin_hash()
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::setup_required)?;
+    let password = body.password;
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    if !ok {
+        lock(&shared.limiter).failure(client.0, Instant::now());
+        shared
+            .audit(
+                "login_failed",
+                "admin",
+                format!("wrong password {}", client.describe()),
+            )
+            .await;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong password",
+        ));
+    }
+    lock(&shared.limiter).success(client.0);
+    let (id, csrf) = lock(&shared.sessions)
+        .create(Instant::now())
+        .map_err(ApiError::internal)?;
+    shared
+        .audit("login", "admin", format!("logged in {}", client.describe()))
+        .await;
+    let secure = if shared.options.tls { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
+    let cookie = HeaderValue::from_str(&cookie).map_err(ApiError::internal)?;
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "user": "admin", "csrf_token": csrf })),
+    )
+        .into_response())
+}
+
+async fn logout<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    admin: Admin,
+) -> Response {
+    lock(&shared.sessions).remove(&admin.session);
+    shared
+        .audit(
+            "logout",
+            "admin",
+            format!("logged out {}", client.describe()),
+        )
+        .await;
+    let secure = if shared.options.tls { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}");
+    match HeaderValue::from_str(&cookie) {
+        Ok(c) => ([(header::SET_COOKIE, c)], Json(json!({ "ok": true }))).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+async fn session<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    admin: Admin,
+) -> Json<serde_json::Value> {
+    Json(json!({
+        "user": "admin",
+        "csrf_token": admin.csrf,
+        "idle_timeout_s": shared.options.session_idle.as_secs(),
+    }))
+}
+
+// ---------------------------------------------------------------- live status
+
+async fn status<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+) -> Json<serde_json::Value> {
+    Json(shared.appliance.status().borrow().clone())
+}
+
+async fn events<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+) -> impl IntoResponse {
+    let rx = shared.appliance.status();
+    let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        // Compact JSON has no raw line breaks, so it is one `data:` line.
+        let data = rx.borrow_and_update().to_string();
+        let event = Event::default().event("status").data(data);
+        Some((Ok::<_, Infallible>(event), (rx, false)))
+    });
+    Sse::new(stream).keep_alive(
+        KeepAlive::new()
+            .interval(shared.options.keep_alive)
+            .text("keep-alive"),
+    )
+}
+
+// ---------------------------------------------------------------- history
+
+/// Map and validate history query parameters.
+pub(crate) fn parse_history_query(
+    params: &BTreeMap<String, String>,
+) -> Result<HistoryQuery, String> {
+    let mut q = HistoryQuery::default();
+    for (k, v) in params {
+        match k.as_str() {
+            "limit" => {
+                q.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=HistoryQuery::MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "limit must be a whole number from 1 to {}",
+                            HistoryQuery::MAX_LIMIT
+                        )
+                    })?;
+            }
+            "before_id" => {
+                q.before_id = Some(
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or("before_id must be a positive whole number")?,
+                );
+            }
+            "event_id" => {
+                let ok = (1..=64).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !ok {
+                    return Err("event_id must be 1 to 64 letters, digits, '-' or '_'".to_owned());
+                }
+                q.event_id = Some(v.clone());
+            }
+            "from" | "to" => {
+                let d = NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                    .map_err(|_| format!("{k} must be a date like 2026-01-31"))?;
+                if k == "from" {
+                    q.from = Some(d);
+                } else {
+                    q.to = Some(d);
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?} (use limit, before_id, event_id, from, to)"
+                ));
+            }
+        }
+    }
+    if let (Some(f), Some(t)) = (q.from, q.to)
+        && f > t
+    {
+        return Err("from must not be after to".to_owned());
+    }
+    Ok(q)
+}
+
+fn history_page(items: Vec<serde_json::Value>, limit: u32) -> Json<serde_json::Value> {
+    let full = items.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
+    let next = if full {
+        items
+            .last()
+            .and_then(|r| r.get("id"))
+            .and_then(serde_json::Value::as_i64)
+    } else {
+        None
+    };
+    Json(json!({ "items": items, "next_before_id": next }))
+}
+
+fn query_params(
+    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<HistoryQuery, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    parse_history_query(&params).map_err(ApiError::bad_request)
+}
+
+async fn history_telegrams<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = query_params(params)?;
+    let limit = q.limit;
+    let items = shared
+        .appliance
+        .telegrams(q)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(history_page(items, limit))
+}
+
+async fn history_alerts<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = query_params(params)?;
+    let limit = q.limit;
+    let items = shared
+        .appliance
+        .alerts(q)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(history_page(items, limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn history_query_maps_and_validates() {
+        let q = parse_history_query(&params(&[
+            ("limit", "20"),
+            ("before_id", "99"),
+            ("event_id", "20260101123456"),
+            ("from", "2026-01-01"),
+            ("to", "2026-01-31"),
+        ]))
+        .unwrap();
+        assert_eq!(q.limit, 20);
+        assert_eq!(q.before_id, Some(99));
+        assert_eq!(q.event_id.as_deref(), Some("20260101123456"));
+        assert_eq!(q.from, NaiveDate::from_ymd_opt(2026, 1, 1));
+        assert_eq!(
+            parse_history_query(&params(&[])).unwrap(),
+            HistoryQuery::default()
+        );
+        for bad in [
+            ("limit", "0"),
+            ("limit", "501"),
+            ("limit", "x"),
+            ("before_id", "-1"),
+            ("event_id", "a b"),
+            ("event_id", ""),
+            ("from", "2026-13-01"),
+            ("sort", "asc"),
+        ] {
+            assert!(parse_history_query(&params(&[bad])).is_err(), "{bad:?}");
+        }
+        assert!(
+            parse_history_query(&params(&[("from", "2026-02-01"), ("to", "2026-01-01")])).is_err()
+        );
+    }
+
+    #[test]
+    fn cookie_parsing() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; eewgate_session=abc; b=2"),
+        );
+        assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
+}
