@@ -45,7 +45,7 @@ fn one_error(rest: &str) -> (String, String) {
 
 /// The sections the `eewgate` binary owns (checked by its own tests).
 const DAEMON_SECTIONS: &[&str] = &[
-    "daemon", "storage", "time", "links", "hardware", "audio", "mqtt",
+    "daemon", "storage", "time", "links", "hardware", "audio", "mqtt", "webui",
 ];
 
 fn example() -> Settings {

@@ -230,6 +230,10 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
         .with_audio(audio_tx)
         .with_mqtt(mqtt_tx, cfg.mqtt.enabled);
 
+    // The web UI reads the status model and history and audits into history; it starts
+    // after both exist and its failures never stop the daemon (see `crate::webui`).
+    let webui_history = history.clone();
+
     // The core loop.
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     {
@@ -260,6 +264,18 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
                 notifier, hw, status_rx, status_tx, progress, ready_rx, cancel,
             ),
         );
+    }
+
+    if cfg.webui.enabled {
+        let wiring = crate::webui::Wiring {
+            cfg: &cfg.webui,
+            db: &cfg.storage.path,
+            status: status_rx.clone(),
+            status_tx: &status_tx,
+            history: webui_history,
+            events: events.as_ref(),
+        };
+        crate::webui::start(&mut sup, wiring).await;
     }
 
     tracing::info!(links = cfg.links.len(), "eewgate started");

@@ -17,7 +17,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Top-level sections the binary owns (the rest belong to `eew-core`).
 pub const DAEMON_SECTIONS: &[&str] = &[
-    "daemon", "storage", "time", "links", "hardware", "audio", "mqtt",
+    "daemon", "storage", "time", "links", "hardware", "audio", "mqtt", "webui",
 ];
 
 /// Default history database.
@@ -217,6 +217,8 @@ pub struct DaemonConfig {
     pub audio: crate::audio::AudioConfig,
     /// `[mqtt]`: the building management system's broker.
     pub mqtt: crate::mqtt::MqttConfig,
+    /// `[webui]`: the local web UI.
+    pub webui: crate::webui::WebUiConfig,
     /// The file's text, recorded in history when it changes.
     pub text: String,
     /// Notes for the installer (suggested values).
@@ -250,6 +252,7 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
     let hardware = hardware_section(&mut w, &table, engine_relays.as_deref(), base);
     let audio = crate::audio::section(&mut w, &table, base);
     let mqtt = crate::mqtt::section(&mut w, &table, base);
+    let webui = crate::webui::section(&mut w, &table, base);
     let mut errors = match &engine {
         Ok(_) => Vec::new(),
         Err(e) => e.0.clone(),
@@ -265,6 +268,7 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
             hardware,
             audio,
             mqtt,
+            webui,
             text: text.to_owned(),
             notes: loaded
                 .notes

@@ -69,6 +69,9 @@ pub struct What {
     /// Configuration versions (the file as it was loaded).
     #[arg(long)]
     pub config_changes: bool,
+    /// The audit trail: web UI setup, logins and logouts (who, what, from where).
+    #[arg(long)]
+    pub audit: bool,
 }
 
 /// Runs `eewgate history`.
@@ -210,6 +213,19 @@ async fn select(store: &Store, args: &HistoryArgs) -> anyhow::Result<Printed> {
                 opt(&r.serial),
                 yes_no(r.ok),
                 opt(&r.latency_us),
+                opt(&r.detail),
+            ];
+            p.push(&r, cells)?;
+        }
+        Ok(p)
+    } else if w.audit {
+        let mut p = Printed::new(&["ID", "AT", "WHO", "ACTION", "DETAIL"]);
+        for r in store.recent_audit(limit).await? {
+            let cells = vec![
+                r.id.to_string(),
+                time(&r.at),
+                r.who.clone(),
+                r.action.clone(),
                 opt(&r.detail),
             ];
             p.push(&r, cells)?;

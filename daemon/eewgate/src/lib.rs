@@ -13,6 +13,7 @@
 //! - [`sim`] — protocol-faithful upstream simulators (`eewgate sim`).
 //! - [`system`] — clock, systemd, watchdog, time sync.
 //! - [`hw`] — pins (relays, LED): the sim and Raspberry Pi backends.
+//! - [`webui`] — the `[webui]` section and the web UI's `Appliance` over the daemon.
 
 pub mod app;
 pub mod audio;
@@ -32,3 +33,4 @@ pub mod status;
 pub mod store;
 pub mod supervisor;
 pub mod system;
+pub mod webui;

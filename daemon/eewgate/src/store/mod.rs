@@ -51,9 +51,9 @@ mod writer;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use records::{
-    ActionRow, AlertRow, ConfigRow, DecisionRow, FaultRecord, FaultRow, LinkRecord, LinkRow,
-    LinkState, OutputRecord, OutputRow, PurgeCounts, Record, StoreCounts, TelegramRecord,
-    TelegramRow, Verdict,
+    ActionRow, AlertRow, AuditRecord, AuditRow, ConfigRow, DecisionRow, FaultRecord, FaultRow,
+    LinkRecord, LinkRow, LinkState, OutputRecord, OutputRow, PurgeCounts, Record, StoreCounts,
+    TelegramRecord, TelegramRow, Verdict,
 };
 pub use retention::{PURGE_INTERVAL, run_retention};
 pub use writer::{
@@ -70,6 +70,21 @@ const PURGE_CHUNK: i64 = 500;
 
 /// The page size of new databases.
 const PAGE_SIZE: u64 = 4096;
+
+/// One page of a history query (the web UI's keyset paging).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Only rows whose id is below this.
+    pub before_id: Option<i64>,
+    /// At most this many rows.
+    pub limit: u32,
+    /// Only this event.
+    pub event_id: Option<String>,
+    /// Only rows at or after this time (unix ms).
+    pub from_ms: Option<i64>,
+    /// Only rows before this time (unix ms).
+    pub to_ms: Option<i64>,
+}
 
 /// How a [`Store`] is opened.
 #[derive(Clone, Debug)]
@@ -360,6 +375,13 @@ impl Store {
                     cutoff,
                 )
                 .await?,
+            audit: self
+                .purge_chunks(
+                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit \
+                     WHERE at_ms < ?1 LIMIT ?2)",
+                    cutoff,
+                )
+                .await?,
             faults: self
                 .purge_chunks(
                     "DELETE FROM faults WHERE id IN (SELECT id FROM faults \
@@ -524,24 +546,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertRow {
-                    event_id: r.try_get("event_id")?,
-                    label: r.try_get("label")?,
-                    first_at: jst(r.try_get("first_ms")?),
-                    last_at: jst(r.try_get("last_ms")?),
-                    first_serial: opt_u32(r.try_get("first_serial")?),
-                    last_serial: opt_u32(r.try_get("last_serial")?),
-                    max_class: r.try_get("max_class")?,
-                    max_long_period_class: opt_u8(r.try_get("max_long_period")?),
-                    warning: r.try_get("warning")?,
-                    cancelled: r.try_get("cancelled")?,
-                    ended: r.try_get("ended")?,
-                    actions: u64::try_from(r.try_get::<i64, _>("actions")?).unwrap_or(0),
-                })
-            })
-            .collect()
+        rows.iter().map(alert_row).collect()
     }
 
     /// The latest `limit` link events, newest first.
@@ -611,6 +616,71 @@ impl Store {
                     detail: r.try_get("detail")?,
                 })
             })
+            .collect()
+    }
+
+    /// The latest `limit` audit trail entries, newest first.
+    pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, who, action, detail FROM audit \
+             ORDER BY at_ms DESC, id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    id: r.try_get("id")?,
+                    at: jst(r.try_get("at_ms")?),
+                    who: r.try_get("who")?,
+                    action: r.try_get("action")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One page of telegrams for the web UI: newest first (by id), strictly below
+    /// `page.before_id`, optionally of one event and within `[from_ms, to_ms)`.
+    pub async fn telegrams_page(&self, page: &PageQuery) -> Result<Vec<TelegramRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, received_ms, link, verdict, reason, message, event_id, serial, status, \
+             kind, format, product, actionable, decode_us, length(raw) AS size, raw \
+             FROM telegrams WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR event_id = ?2) \
+             AND (?3 IS NULL OR received_ms >= ?3) AND (?4 IS NULL OR received_ms < ?4) \
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(page.before_id)
+        .bind(page.event_id.as_deref())
+        .bind(page.from_ms)
+        .bind(page.to_ms)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(telegram_row).collect()
+    }
+
+    /// One page of alerts for the web UI, each with its `rowid` as id: newest first,
+    /// strictly below `page.before_id`, optionally of one event and with the first action
+    /// within `[from_ms, to_ms)`.
+    pub async fn alerts_page(&self, page: &PageQuery) -> Result<Vec<(i64, AlertRow)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rowid AS id, event_id, label, first_ms, last_ms, first_serial, last_serial, \
+             max_class, max_long_period, warning, cancelled, ended, actions FROM alerts \
+             WHERE (?1 IS NULL OR rowid < ?1) AND (?2 IS NULL OR event_id = ?2) \
+             AND (?3 IS NULL OR first_ms >= ?3) AND (?4 IS NULL OR first_ms < ?4) \
+             ORDER BY rowid DESC LIMIT ?5",
+        )
+        .bind(page.before_id)
+        .bind(page.event_id.as_deref())
+        .bind(page.from_ms)
+        .bind(page.to_ms)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, alert_row(r)?)))
             .collect()
     }
 
@@ -783,6 +853,23 @@ fn opt_u8(v: Option<i64>) -> Option<u8> {
     v.and_then(|v| u8::try_from(v).ok())
 }
 
+fn alert_row(r: &SqliteRow) -> Result<AlertRow, StoreError> {
+    Ok(AlertRow {
+        event_id: r.try_get("event_id")?,
+        label: r.try_get("label")?,
+        first_at: jst(r.try_get("first_ms")?),
+        last_at: jst(r.try_get("last_ms")?),
+        first_serial: opt_u32(r.try_get("first_serial")?),
+        last_serial: opt_u32(r.try_get("last_serial")?),
+        max_class: r.try_get("max_class")?,
+        max_long_period_class: opt_u8(r.try_get("max_long_period")?),
+        warning: r.try_get("warning")?,
+        cancelled: r.try_get("cancelled")?,
+        ended: r.try_get("ended")?,
+        actions: u64::try_from(r.try_get::<i64, _>("actions")?).unwrap_or(0),
+    })
+}
+
 fn telegram_row(r: &SqliteRow) -> Result<TelegramRow, StoreError> {
     Ok(TelegramRow {
         id: r.try_get("id")?,
@@ -825,6 +912,7 @@ async fn insert(conn: &mut SqliteConnection, record: &Record) -> Result<i64, sql
         Record::Link(l) => insert_link(conn, l).await,
         Record::Fault(f) => insert_fault(conn, f).await,
         Record::Output(o) => insert_output(conn, o).await,
+        Record::Audit(a) => insert_audit(conn, a).await,
         Record::Config { at, text } => Ok(insert_config(conn, *at, text).await?.0),
     }
 }
@@ -997,6 +1085,18 @@ async fn insert_output(conn: &mut SqliteConnection, o: &OutputRecord) -> Result<
     .bind(&o.detail)
     .execute(conn)
     .await?;
+    Ok(done.last_insert_rowid())
+}
+
+async fn insert_audit(conn: &mut SqliteConnection, a: &AuditRecord) -> Result<i64, sqlx::Error> {
+    let done =
+        sqlx::query("INSERT INTO audit (at_ms, who, action, detail) VALUES (?1, ?2, ?3, ?4)")
+            .bind(a.at.timestamp_millis())
+            .bind(&a.who)
+            .bind(&a.action)
+            .bind(&a.detail)
+            .execute(conn)
+            .await?;
     Ok(done.last_insert_rowid())
 }
 

@@ -243,6 +243,20 @@ pub struct OutputRecord {
     pub detail: Option<String>,
 }
 
+/// One line of the audit trail (web UI setup, logins, changes), for the `audit` table.
+/// Never holds a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (`admin`, or `setup` before an administrator exists).
+    pub who: String,
+    /// A stable action code (`setup`, `login`, `login_failed`, `logout`, ...).
+    pub action: String,
+    /// For people: the client address, why it failed.
+    pub detail: Option<String>,
+}
+
 /// Anything history keeps: what the [`super::HistoryWriter`] queues.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
@@ -263,6 +277,8 @@ pub enum Record {
     Fault(FaultRecord),
     /// What an output did with an action.
     Output(OutputRecord),
+    /// An audit trail entry.
+    Audit(AuditRecord),
     /// The configuration file's text (stored only when it differs from the newest).
     Config {
         /// When it was loaded.
@@ -282,6 +298,7 @@ impl Record {
             Record::Link(_) => "link_events",
             Record::Fault(_) => "faults",
             Record::Output(_) => "output_results",
+            Record::Audit(_) => "audit",
             Record::Config { .. } => "config_changes",
         }
     }
@@ -457,6 +474,21 @@ pub struct OutputRow {
     pub detail: Option<String>,
 }
 
+/// A stored audit trail entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRow {
+    /// Row id.
+    pub id: i64,
+    /// When.
+    pub at: JstTime,
+    /// Who.
+    pub who: String,
+    /// Action code.
+    pub action: String,
+    /// Detail.
+    pub detail: Option<String>,
+}
+
 /// A stored configuration version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfigRow {
@@ -487,6 +519,8 @@ pub struct PurgeCounts {
     pub faults: u64,
     /// Output results.
     pub output_results: u64,
+    /// Audit trail entries.
+    pub audit: u64,
     /// Configuration versions (never the newest).
     pub config_changes: u64,
 }
@@ -501,6 +535,7 @@ impl PurgeCounts {
             + self.link_events
             + self.faults
             + self.output_results
+            + self.audit
             + self.config_changes
     }
 }

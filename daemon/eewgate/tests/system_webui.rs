@@ -1,0 +1,435 @@
+//! System test of the web UI: the real daemon with `[webui]`, a replay link of the Bungo
+//! series, the first-boot setup code from the event line (`type = "webui"`), then setup,
+//! login, status and history over plain HTTP/1.1, the audit trail in
+//! `eewgate history --audit`, and the private password hash file.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fixtures/telegrams")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("system_webui")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(dir: &Path, port: u16) -> PathBuf {
+    let mut files: Vec<String> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("jmaxml_vxse44_20240417_bungo_") && n.ends_with(".xml")
+        })
+        .map(|p| format!("{:?}", p.to_string_lossy()))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let text = format!(
+        "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+         [[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"4\"\n\
+         [storage]\npath = \"history.db\"\n\
+         [time]\nrequire_sync = false\n\
+         [hardware]\nbackend = \"sim\"\n\
+         [[hardware.relay]]\nid = 1\npin = 5\n\
+         [webui]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n\
+         [[links.replay]]\nname = \"drill\"\ninterval_ms = 20\nfiles = [{}]\n",
+        files.join(", ")
+    );
+    let path = dir.join("eewgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The daemon is killed when a test fails half-way.
+struct Daemon {
+    child: Child,
+    rx: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eewgate"))
+            .args(["run", "--events-stdout", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("EEWGATE_LOG", "info")
+            .spawn()
+            .expect("the daemon starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout is JSON Lines ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads event lines until `done` holds or `timeout` passes.
+    fn until(&mut self, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !done(&self.seen) {
+            match self
+                .rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(v) => self.seen.push(v),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    fn stop(mut self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "clean exit, got {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "the daemon stops within 10 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One HTTP/1.1 response.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("JSON body ({e}): {:?}", self.body))
+    }
+}
+
+/// A request by hand over a fresh connection (`Connection: close`).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nOrigin: http://{addr}\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Waits until the UI accepts connections.
+fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "the web UI listens on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn history_audit(config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_eewgate"))
+        .args(["history", "--audit", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn first_boot_setup_login_status_history_and_audit() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("first_boot");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = config(&dir, port);
+
+    let mut daemon = Daemon::start(&cfg);
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .any(|v| v["type"] == "webui")),
+        "a webui event line: {:#?}",
+        daemon.seen
+    );
+    let line = daemon
+        .seen
+        .iter()
+        .find(|v| v["type"] == "webui")
+        .unwrap()
+        .clone();
+    assert_eq!(line["listen"], addr.to_string());
+    let code = line["setup_code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        code.chars().filter(char::is_ascii_alphanumeric).count(),
+        10,
+        "{code}"
+    );
+    wait_listening(addr);
+    // The replay has been recorded (the cancel is the last telegram).
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .filter(|v| v["type"] == "telegram")
+            .count()
+            >= 2),
+        "telegrams replayed: {:#?}",
+        daemon.seen
+    );
+
+    // Setup mode: everything but setup answers 409.
+    let r = http(addr, "GET", "/api/status", &[], None);
+    assert_eq!(r.status, 409, "{r:?}");
+    let r = http(
+        addr,
+        "POST",
+        "/api/setup",
+        &[],
+        Some(&json!({"setup_code": code, "password": PASSWORD})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let r = http(
+        addr,
+        "POST",
+        "/api/login",
+        &[],
+        Some(&json!({"password": PASSWORD})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("eewgate_session="), "{cookie}");
+    let auth = [("Cookie", cookie.as_str())];
+
+    let r = http(addr, "GET", "/api/status", &auth, None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let status = r.json();
+    assert!(status["links"]["drill"].is_object(), "{status:#}");
+    assert_eq!(status["outputs"]["webui"], "ok", "{status:#}");
+
+    // The history database is written in batches: poll until the replay shows.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let items = loop {
+        let r = http(addr, "GET", "/api/history/telegrams?limit=100", &auth, None);
+        assert_eq!(r.status, 200, "{r:?}");
+        let items = r.json()["items"].as_array().unwrap().clone();
+        if items.len() >= 2 || Instant::now() > deadline {
+            break items;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(items.len() >= 2, "{items:#?}");
+    assert!(
+        items
+            .iter()
+            .all(|t| t["id"].is_i64() && t["link"] == "drill")
+    );
+    assert!(
+        items
+            .windows(2)
+            .all(|w| w[0]["id"].as_i64() > w[1]["id"].as_i64()),
+        "newest first"
+    );
+    let r = http(addr, "GET", "/api/history/alerts", &auth, None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let alerts = r.json()["items"].as_array().unwrap().clone();
+    assert!(alerts.iter().all(|a| a["id"].is_i64()), "{alerts:#?}");
+
+    // Audit entries are written in batches too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let audit = loop {
+        let audit = history_audit(&cfg);
+        if (audit.contains("login") && audit.contains("setup")) || Instant::now() > deadline {
+            break audit;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(audit.contains(" setup "), "{audit}");
+    assert!(audit.contains(" login "), "{audit}");
+    assert!(
+        !audit.contains(PASSWORD) && !audit.contains(&code),
+        "{audit}"
+    );
+
+    let hash_file = dir.join("state").join("webui-admin.hash");
+    let hash = std::fs::read_to_string(&hash_file).unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
+    let mode = std::fs::metadata(&hash_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    daemon.stop();
+
+    // Second start: already set up, no code anywhere.
+    let mut daemon = Daemon::start(&cfg);
+    wait_listening(addr);
+    daemon.until(Duration::from_secs(2), |_| false);
+    assert!(
+        !daemon.seen.iter().any(|v| v["type"] == "webui"),
+        "{:#?}",
+        daemon.seen
+    );
+    let r = http(
+        addr,
+        "POST",
+        "/api/login",
+        &[],
+        Some(&json!({"password": PASSWORD})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    daemon.stop();
+}
+
+#[test]
+fn a_port_in_use_is_a_webui_fault_and_the_daemon_keeps_running() {
+    let dir = scratch("port_in_use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = config(&dir, port);
+    let mut daemon = Daemon::start(&cfg);
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .any(|v| v["type"] == "fault" && v["fault"] == "webui")),
+        "{:#?}",
+        daemon.seen
+    );
+    // The alarms still run: the replay is decided and acted on.
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .any(|v| v["type"] == "action")),
+        "{:#?}",
+        daemon.seen
+    );
+    assert!(daemon.child.try_wait().unwrap().is_none(), "still running");
+    daemon.stop();
+}
