@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 /// A failure inside the appliance (history unreadable, credential store not writable…).
@@ -61,6 +61,90 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// One key change of a [`SettingsEdit`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingChange {
+    /// Dotted path as the validators report it (`outputs.relay[0].min_class`).
+    pub path: String,
+    /// The new value; `null` removes the key so its default applies.
+    pub value: serde_json::Value,
+}
+
+/// An edit of the settings, as the settings page sends it: key changes, or the whole
+/// file's text (the advanced editor) — one of the two.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsEdit {
+    /// The revision the edit was made against (from `GET /api/settings`). A save over a
+    /// file that changed since is refused, so two editors cannot undo each other.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// Key changes.
+    #[serde(default)]
+    pub changes: Vec<SettingChange>,
+    /// The whole new text.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl SettingsEdit {
+    /// At most this many key changes in one edit.
+    pub const MAX_CHANGES: usize = 500;
+}
+
+/// One problem with an edit, beside the field it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsProblem {
+    /// Dotted path; empty for a problem of the whole file (TOML syntax).
+    pub path: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+/// One key whose value an edit changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsDiff {
+    /// Dotted path.
+    pub path: String,
+    /// The value before in TOML notation (`None`: absent, the default applied).
+    pub old: Option<String>,
+    /// The value after (`None`: removed, the default applies).
+    pub new: Option<String>,
+}
+
+/// What checking an edit found.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SettingsCheck {
+    /// The edit gives a valid settings file and was made against the current revision.
+    pub valid: bool,
+    /// Every problem at once.
+    pub problems: Vec<SettingsProblem>,
+    /// Suggestions that do not block a save.
+    pub notes: Vec<String>,
+    /// What would change.
+    pub diff: Vec<SettingsDiff>,
+    /// The revision of the file now on disk.
+    pub revision: String,
+    /// The edit was made against another revision (someone else saved meanwhile).
+    pub conflict: bool,
+}
+
+/// A save the appliance accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsSaved {
+    /// The new file's revision.
+    pub revision: String,
+    /// What changed.
+    pub diff: Vec<SettingsDiff>,
+    /// When it takes effect: `now` (the affected tasks restart at once) or `after_alert`
+    /// (an alert is in progress; the restart waits until it has ended and every contact
+    /// is released, so no alert is ever cut short).
+    pub apply: String,
+    /// Suggestions that did not block the save.
+    pub notes: Vec<String>,
+}
+
 /// What the daemon offers the web UI. The daemon implements it; the UI never sees the
 /// daemon's own types, only JSON values, so the two can evolve separately.
 ///
@@ -93,6 +177,25 @@ pub trait Appliance: Send + Sync + 'static {
         &self,
         hash: String,
     ) -> impl Future<Output = Result<(), ApplianceError>> + Send;
+
+    /// The settings: `{"editable", "path", "revision", "text", "document"}` — the file's
+    /// text, its revision and the parsed document as JSON, plus `apply_pending` while a
+    /// saved change waits for an alert to end. Never holds a secret (secrets live in
+    /// their own files, named by path).
+    fn settings(&self) -> impl Future<Output = Result<serde_json::Value, ApplianceError>> + Send;
+
+    /// Checks an edit without saving anything.
+    fn check_settings(
+        &self,
+        edit: SettingsEdit,
+    ) -> impl Future<Output = Result<SettingsCheck, ApplianceError>> + Send;
+
+    /// Checks an edit and, when it is valid and made against the current revision, writes
+    /// it atomically and applies it. `Ok(Err(check))` when refused (invalid or conflict).
+    fn save_settings(
+        &self,
+        edit: SettingsEdit,
+    ) -> impl Future<Output = Result<Result<SettingsSaved, SettingsCheck>, ApplianceError>> + Send;
 
     /// Append to the audit trail.
     fn audit(&self, entry: AuditEntry) -> impl Future<Output = Result<(), ApplianceError>> + Send;

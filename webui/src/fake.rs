@@ -4,7 +4,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use crate::appliance::{Appliance, ApplianceError, AuditEntry, HistoryQuery};
+use crate::appliance::{
+    Appliance, ApplianceError, AuditEntry, HistoryQuery, SettingsCheck, SettingsDiff, SettingsEdit,
+    SettingsProblem, SettingsSaved,
+};
 
 /// Everything the fake holds; tests read and change it through [`FakeAppliance`].
 #[derive(Debug, Default)]
@@ -20,6 +23,14 @@ pub struct FakeState {
     pub alerts: Vec<serde_json::Value>,
     /// The last query seen, for tests of parameter mapping.
     pub last_query: Option<HistoryQuery>,
+    /// The settings, flat: dotted path → value. The fake's only rules: a value equal to
+    /// the string `"invalid"` or a path starting with `unknown` is a problem, and so is an
+    /// empty `text`; a `text` edit replaces everything with `{"text": …}`.
+    pub settings: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Bumped on every save.
+    pub settings_revision: u64,
+    /// A save answers `after_alert` instead of `now`.
+    pub alert_in_progress: bool,
 }
 
 /// An in-memory appliance.
@@ -83,6 +94,53 @@ impl FakeAppliance {
     }
 }
 
+impl FakeAppliance {
+    fn check(s: &FakeState, edit: &SettingsEdit) -> SettingsCheck {
+        let revision = s.settings_revision.to_string();
+        let mut problems = Vec::new();
+        let mut diff = Vec::new();
+        if let Some(text) = &edit.text {
+            if text.trim().is_empty() {
+                problems.push(SettingsProblem {
+                    path: String::new(),
+                    message: "the file is empty".into(),
+                });
+            }
+            diff.push(SettingsDiff {
+                path: "text".into(),
+                old: None,
+                new: Some(text.clone()),
+            });
+        }
+        for c in &edit.changes {
+            if c.value.as_str() == Some("invalid") || c.path.starts_with("unknown") {
+                problems.push(SettingsProblem {
+                    path: c.path.clone(),
+                    message: format!("{} is not allowed here", c.value),
+                });
+            }
+            let old = s.settings.get(&c.path).map(ToString::to_string);
+            let new = (!c.value.is_null()).then(|| c.value.to_string());
+            if old != new {
+                diff.push(SettingsDiff {
+                    path: c.path.clone(),
+                    old,
+                    new,
+                });
+            }
+        }
+        let conflict = edit.revision.as_ref().is_some_and(|r| *r != revision);
+        SettingsCheck {
+            valid: problems.is_empty() && !conflict,
+            problems,
+            notes: Vec::new(),
+            diff,
+            revision,
+            conflict,
+        }
+    }
+}
+
 impl Appliance for FakeAppliance {
     fn status(&self) -> watch::Receiver<serde_json::Value> {
         self.status_tx.subscribe()
@@ -112,6 +170,56 @@ impl Appliance for FakeAppliance {
     async fn set_admin_hash(&self, hash: String) -> Result<(), ApplianceError> {
         self.state().admin_hash = Some(hash);
         Ok(())
+    }
+
+    async fn settings(&self) -> Result<serde_json::Value, ApplianceError> {
+        let s = self.state();
+        Ok(serde_json::json!({
+            "editable": true,
+            "path": "/etc/eewgate/eewgate.toml",
+            "revision": s.settings_revision.to_string(),
+            "text": "",
+            "document": s.settings,
+            "apply_pending": null,
+        }))
+    }
+
+    async fn check_settings(&self, edit: SettingsEdit) -> Result<SettingsCheck, ApplianceError> {
+        Ok(Self::check(&self.state(), &edit))
+    }
+
+    async fn save_settings(
+        &self,
+        edit: SettingsEdit,
+    ) -> Result<Result<SettingsSaved, SettingsCheck>, ApplianceError> {
+        let mut s = self.state();
+        let check = Self::check(&s, &edit);
+        if !check.valid {
+            return Ok(Err(check));
+        }
+        if let Some(text) = edit.text {
+            s.settings.clear();
+            s.settings.insert("text".into(), text.into());
+        }
+        for c in edit.changes {
+            if c.value.is_null() {
+                s.settings.remove(&c.path);
+            } else {
+                s.settings.insert(c.path, c.value);
+            }
+        }
+        s.settings_revision += 1;
+        Ok(Ok(SettingsSaved {
+            revision: s.settings_revision.to_string(),
+            diff: check.diff,
+            apply: if s.alert_in_progress {
+                "after_alert"
+            } else {
+                "now"
+            }
+            .into(),
+            notes: Vec::new(),
+        }))
     }
 
     async fn audit(&self, entry: AuditEntry) -> Result<(), ApplianceError> {

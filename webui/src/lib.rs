@@ -64,7 +64,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use appliance::{Appliance, ApplianceError, AuditEntry, HistoryQuery};
+pub use appliance::{
+    Appliance, ApplianceError, AuditEntry, HistoryQuery, SettingChange, SettingsCheck,
+    SettingsDiff, SettingsEdit, SettingsProblem, SettingsSaved,
+};
 pub use server::{ROUTES, RouteSpec};
 
 /// The session cookie's name.

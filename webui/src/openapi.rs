@@ -63,6 +63,30 @@ pub fn document() -> Value {
                         "next_before_id": { "type": ["integer", "null"] }
                     }
                 },
+                "SettingsEdit": {
+                    "type": "object",
+                    "description": "Key changes by dotted path (null removes a key so its default applies), or the whole file's text.",
+                    "properties": {
+                        "revision": { "type": ["string", "null"] },
+                        "changes": { "type": "array", "maxItems": 500, "items": { "type": "object", "required": ["path", "value"], "properties": { "path": { "type": "string" }, "value": {} } } },
+                        "text": { "type": ["string", "null"] }
+                    }
+                },
+                "SettingsDiff": {
+                    "type": "object",
+                    "properties": { "path": { "type": "string" }, "old": { "type": ["string", "null"] }, "new": { "type": ["string", "null"] } }
+                },
+                "SettingsCheck": {
+                    "type": "object",
+                    "properties": {
+                        "valid": { "type": "boolean" },
+                        "problems": { "type": "array", "items": { "type": "object", "properties": { "path": { "type": "string" }, "message": { "type": "string" } } } },
+                        "notes": { "type": "array", "items": { "type": "string" } },
+                        "diff": { "type": "array", "items": { "$ref": "#/components/schemas/SettingsDiff" } },
+                        "revision": { "type": "string" },
+                        "conflict": { "type": "boolean" }
+                    }
+                },
                 "Session": {
                     "type": "object",
                     "properties": { "user": { "type": "string" }, "csrf_token": { "type": "string" }, "idle_timeout_s": { "type": "integer" } }
@@ -123,6 +147,42 @@ pub fn document() -> Value {
             } },
             "/api/history/telegrams": history_get("Received telegrams, newest first."),
             "/api/history/alerts": history_get("Alerts, newest first."),
+            "/api/settings": {
+                "get": {
+                    "summary": "The settings file: its text, revision and parsed document (no secrets: those live in their own files).",
+                    "security": [{ "session": [] }],
+                    "responses": { "200": { "description": "The settings.", "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "editable": { "type": "boolean" }, "path": { "type": ["string", "null"] }, "revision": { "type": "string" },
+                        "text": { "type": "string" }, "document": { "type": "object" }, "apply_pending": { "type": ["string", "null"] } } } } } },
+                        "401": error_response("No session.") }
+                },
+                "put": {
+                    "summary": "Validate everything at once and, when valid, save atomically, audit with the diff, and apply (at once, or after the alert in progress).",
+                    "security": [{ "session": [], "csrf": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsEdit" } } } },
+                    "responses": {
+                        "200": { "description": "Saved.", "content": { "application/json": { "schema": { "type": "object", "properties": {
+                            "revision": { "type": "string" }, "diff": { "type": "array", "items": { "$ref": "#/components/schemas/SettingsDiff" } },
+                            "apply": { "enum": ["now", "after_alert"] }, "notes": { "type": "array", "items": { "type": "string" } } } } } } },
+                        "400": error_response("Neither or both of changes and text, or a malformed body."),
+                        "401": error_response("No session."),
+                        "403": error_response("Missing or wrong CSRF token."),
+                        "409": error_response("Changed meanwhile (`check` has the current revision)."),
+                        "422": error_response("Invalid: `check.problems` lists every problem with its path.")
+                    }
+                }
+            },
+            "/api/settings/check": { "post": {
+                "summary": "Check an edit without saving: every problem with its path, and the diff.",
+                "security": [{ "session": [], "csrf": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsEdit" } } } },
+                "responses": {
+                    "200": { "description": "The check.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsCheck" } } } },
+                    "400": error_response("Neither or both of changes and text, or a malformed body."),
+                    "401": error_response("No session."),
+                    "403": error_response("Missing or wrong CSRF token.")
+                }
+            } },
             "/api/openapi.json": { "get": {
                 "summary": "This document.",
                 "responses": { "200": { "description": "OpenAPI 3.1.", "content": { "application/json": { "schema": { "type": "object" } } } } }

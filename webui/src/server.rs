@@ -17,12 +17,12 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::appliance::{Appliance, AuditEntry, HistoryQuery};
+use crate::appliance::{Appliance, AuditEntry, HistoryQuery, SettingsCheck, SettingsEdit};
 use crate::auth::{self, RateLimiter, SessionStore};
 use crate::{CSRF_HEADER, Options, SESSION_COOKIE};
 
@@ -69,6 +69,9 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/events", true, false),
     route("GET", "/api/history/telegrams", true, false),
     route("GET", "/api/history/alerts", true, false),
+    route("GET", "/api/settings", true, false),
+    route("POST", "/api/settings/check", true, false),
+    route("PUT", "/api/settings", true, false),
     route("GET", "/api/openapi.json", false, false),
 ];
 
@@ -207,7 +210,7 @@ pub(crate) fn router<A: Appliance>(shared: AppState<A>) -> Router {
     let limit = shared.options.body_limit;
     let mut r: Router<AppState<A>> = Router::new();
     for spec in ROUTES {
-        r = r.route(spec.path, method_router::<A>(spec.path));
+        r = r.route(spec.path, method_router::<A>(spec.method, spec.path));
     }
     r.fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
@@ -221,7 +224,13 @@ pub(crate) fn router<A: Appliance>(shared: AppState<A>) -> Router {
         .with_state(shared)
 }
 
-fn method_router<A: Appliance>(path: &str) -> MethodRouter<AppState<A>> {
+fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppState<A>> {
+    match (method, path) {
+        ("GET", "/api/settings") => return get(settings_get::<A>),
+        ("PUT", "/api/settings") => return put(settings_save::<A>),
+        ("POST", "/api/settings/check") => return post(settings_check::<A>),
+        _ => {}
+    }
     match path {
         "/api/setup/state" => get(setup_state::<A>),
         "/api/setup" => post(setup::<A>),
@@ -753,6 +762,137 @@ async fn history_alerts<A: Appliance>(
         .await
         .map_err(ApiError::internal)?;
     Ok(history_page(items, limit))
+}
+
+// ---------------------------------------------------------------- settings
+
+async fn settings_get<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    shared
+        .appliance
+        .settings()
+        .await
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+fn edit_body(body: Result<Json<SettingsEdit>, JsonRejection>) -> Result<SettingsEdit, ApiError> {
+    let Json(edit) = body?;
+    match (&edit.text, edit.changes.is_empty()) {
+        (Some(_), false) => Err(ApiError::bad_request(
+            "send either key changes or the whole text, not both",
+        )),
+        (None, true) => Err(ApiError::bad_request(
+            "nothing to change: send key changes or the whole text",
+        )),
+        _ if edit.changes.len() > SettingsEdit::MAX_CHANGES => Err(ApiError::bad_request(format!(
+            "at most {} key changes at once",
+            SettingsEdit::MAX_CHANGES
+        ))),
+        _ => Ok(edit),
+    }
+}
+
+async fn settings_check<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+    body: Result<Json<SettingsEdit>, JsonRejection>,
+) -> Result<Json<SettingsCheck>, ApiError> {
+    let edit = edit_body(body)?;
+    shared
+        .appliance
+        .check_settings(edit)
+        .await
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// The diff for the audit trail: one `path: old → new` per key, bounded.
+fn audit_diff(diff: &[crate::SettingsDiff]) -> String {
+    const MAX: usize = 4000;
+    let mut out = String::new();
+    for d in diff {
+        let line = format!(
+            "{}: {} → {}",
+            d.path,
+            d.old.as_deref().unwrap_or("(default)"),
+            d.new.as_deref().unwrap_or("(default)")
+        );
+        if out.len() + line.len() + 2 > MAX {
+            out.push_str("; …");
+            break;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+async fn settings_save<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+    body: Result<Json<SettingsEdit>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let edit = edit_body(body)?;
+    let outcome = shared
+        .appliance
+        .save_settings(edit)
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        Ok(saved) => {
+            shared
+                .audit(
+                    "settings_saved",
+                    "admin",
+                    format!(
+                        "{} change(s) {}, applied {}: {}",
+                        saved.diff.len(),
+                        client.describe(),
+                        saved.apply,
+                        audit_diff(&saved.diff)
+                    ),
+                )
+                .await;
+            Ok(Json(saved).into_response())
+        }
+        Err(check) => {
+            let (status, code, message) = if check.conflict {
+                (
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "the settings were changed meanwhile; reload them and make the change again",
+                )
+            } else {
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_settings",
+                    "the settings were not saved: see the problems beside each field",
+                )
+            };
+            shared
+                .audit(
+                    "settings_refused",
+                    "admin",
+                    format!(
+                        "{code}: {} problem(s) {}",
+                        check.problems.len(),
+                        client.describe()
+                    ),
+                )
+                .await;
+            Ok((
+                status,
+                Json(json!({ "error": code, "message": message, "check": check })),
+            )
+                .into_response())
+        }
+    }
 }
 
 #[cfg(test)]

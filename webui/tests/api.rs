@@ -802,3 +802,166 @@ async fn parallel_guessing_is_limited_too() {
         "only five passwords were checked"
     );
 }
+
+fn authed(method: Method, path: &str, cookie: &str, csrf: &str, body: &Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::COOKIE, cookie)
+        .header("x-csrf-token", csrf)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn settings_are_read_checked_saved_and_audited() {
+    let (fake, router, cookie, csrf) = logged_in().await;
+    fake.state()
+        .settings
+        .insert("outputs.relay[0].min_class".into(), json!("4"));
+    let r = send(&router, get("/api/settings", Some(&cookie))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc = json_body(r).await;
+    assert_eq!(doc["revision"], "0");
+    assert_eq!(doc["document"]["outputs.relay[0].min_class"], "4");
+
+    // A check reports every problem with its path and saves nothing.
+    let edit = json!({ "revision": "0", "changes": [
+        { "path": "outputs.relay[0].min_class", "value": "invalid" },
+        { "path": "unknown.key", "value": 1 },
+        { "path": "site.lat", "value": 35.0 },
+    ]});
+    let r = send(
+        &router,
+        authed(Method::POST, "/api/settings/check", &cookie, &csrf, &edit),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let check = json_body(r).await;
+    assert_eq!(check["valid"], false);
+    let paths: Vec<&str> = check["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["outputs.relay[0].min_class", "unknown.key"]);
+    let audits = fake.state().audit.len();
+
+    // Saving the same edit is refused with 422, every problem listed, and audited.
+    let r = send(
+        &router,
+        authed(Method::PUT, "/api/settings", &cookie, &csrf, &edit),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = json_body(r).await;
+    assert_eq!(body["error"], "invalid_settings");
+    assert_eq!(body["check"]["problems"].as_array().unwrap().len(), 2);
+    assert_eq!(fake.state().settings_revision, 0, "nothing saved");
+    assert_eq!(
+        fake.state().audit.last().unwrap().action,
+        "settings_refused"
+    );
+    assert_eq!(fake.state().audit.len(), audits + 1);
+
+    // A valid save: the diff comes back and goes into the audit trail.
+    let good = json!({ "revision": "0", "changes": [
+        { "path": "outputs.relay[0].min_class", "value": "5-" },
+    ]});
+    let r = send(
+        &router,
+        authed(Method::PUT, "/api/settings", &cookie, &csrf, &good),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let saved = json_body(r).await;
+    assert_eq!(saved["apply"], "now");
+    assert_eq!(saved["revision"], "1");
+    assert_eq!(saved["diff"][0]["old"], "\"4\"");
+    assert_eq!(saved["diff"][0]["new"], "\"5-\"");
+    {
+        let s = fake.state();
+        assert_eq!(s.settings["outputs.relay[0].min_class"], "5-");
+        let entry = s.audit.last().unwrap();
+        assert_eq!(entry.action, "settings_saved");
+        assert_eq!(entry.who, "admin");
+        assert!(
+            entry
+                .detail
+                .contains("outputs.relay[0].min_class: \"4\" → \"5-\""),
+            "{}",
+            entry.detail
+        );
+    }
+
+    // The same edit again, against the old revision: a conflict, not a silent overwrite.
+    let r = send(
+        &router,
+        authed(Method::PUT, "/api/settings", &cookie, &csrf, &good),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body = json_body(r).await;
+    assert_eq!(body["error"], "conflict");
+    assert_eq!(body["check"]["revision"], "1");
+
+    // During an alert the change waits for it to end.
+    fake.state().alert_in_progress = true;
+    let later = json!({ "revision": "1", "changes": [
+        { "path": "outputs.audio.volume", "value": 60 },
+    ]});
+    let r = send(
+        &router,
+        authed(Method::PUT, "/api/settings", &cookie, &csrf, &later),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_body(r).await["apply"], "after_alert");
+}
+
+#[tokio::test]
+async fn settings_edits_must_be_one_kind_and_well_formed() {
+    let (fake, router, cookie, csrf) = logged_in().await;
+    let too_many: Vec<Value> = (0..501)
+        .map(|i| json!({ "path": format!("k{i}"), "value": i }))
+        .collect();
+    for bad in [
+        json!({}),
+        json!({ "changes": [] }),
+        json!({ "text": "a = 1", "changes": [{ "path": "a", "value": 2 }] }),
+        json!({ "changes": too_many }),
+        json!({ "changes": [{ "path": "a" }] }),
+        json!({ "changes": [{ "path": "a", "value": 1, "extra": true }] }),
+        json!({ "text": 5 }),
+    ] {
+        for (method, path) in [
+            (Method::PUT, "/api/settings"),
+            (Method::POST, "/api/settings/check"),
+        ] {
+            let r = send(&router, authed(method, path, &cookie, &csrf, &bad)).await;
+            assert!(
+                r.status() == StatusCode::BAD_REQUEST
+                    || r.status() == StatusCode::UNPROCESSABLE_ENTITY,
+                "{bad} → {}",
+                r.status()
+            );
+        }
+    }
+    assert_eq!(fake.state().settings_revision, 0);
+    // A whole-text edit is accepted as such.
+    let r = send(
+        &router,
+        authed(
+            Method::PUT,
+            "/api/settings",
+            &cookie,
+            &csrf,
+            &json!({ "text": "[site]\nlat = 35.0\n" }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(fake.state().settings_revision, 1);
+}

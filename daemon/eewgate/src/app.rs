@@ -63,6 +63,9 @@ pub struct RunOptions {
     pub narrate: Option<fn(&serde_json::Value) -> Option<String>>,
     /// Stop cleanly after this long (`eewgate demo`).
     pub stop_after: Option<Duration>,
+    /// The settings file the daemon was started from: the web UI edits it, and a saved
+    /// change restarts the daemon's tasks with it. `None`: the settings cannot be edited.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
@@ -122,59 +125,146 @@ impl Progress {
     }
 }
 
-async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCode> {
-    let cancel = CancellationToken::new();
-    let mut sup = Supervisor::new(cancel.clone());
-    let notifier = Arc::new(Notifier::from_env());
-    let (status_tx, status_rx) = watch::channel(Status {
-        started_at: Some(now_utc()),
-        ..Status::default()
-    });
-    let progress = Progress::new();
+/// What lives for the whole process, across the restarts that apply saved settings.
+struct Process {
+    stop: CancellationToken,
+    notifier: Arc<Notifier>,
+    events: Option<EventPrinter>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    settings: Arc<crate::webui::SettingsFile>,
+    webui: Option<crate::webui::Host>,
+}
+
+async fn run_async(mut cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCode> {
+    let stop = CancellationToken::new();
+    // Process-wide tasks: signals and the planned stop. Registered before anything else so
+    // no SIGTERM is missed, even between two starts of the daemon's tasks.
+    let mut background = tokio::task::JoinSet::new();
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let stop = stop.clone();
+        background.spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                () = stop.cancelled() => {}
+            }
+            stop.cancel();
+        });
+    }
+    if let Some(after) = opts.stop_after {
+        let stop = stop.clone();
+        background.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(after) => {
+                    tracing::info!(after_s = after.as_secs(), "planned stop");
+                    stop.cancel();
+                }
+                () = stop.cancelled() => {}
+            }
+        });
+    }
     let events = match opts.narrate {
         Some(f) => Some(EventPrinter::spawn(f)),
         None => opts
             .events_stdout
             .then(|| EventPrinter::spawn(|v| Some(v.to_string()))),
     };
-    if let Some(after) = opts.stop_after {
-        let cancel = cancel.clone();
-        sup.spawn("stop-after", async move {
-            tokio::select! {
-                () = tokio::time::sleep(after) => {
-                    tracing::info!(after_s = after.as_secs(), "planned stop");
-                    cancel.cancel();
-                }
-                () = cancel.cancelled() => {}
+    let mut process = Process {
+        stop: stop.clone(),
+        notifier: Arc::new(Notifier::from_env()),
+        events,
+        started_at: now_utc(),
+        settings: Arc::new(crate::webui::SettingsFile::new(opts.config_path.clone())),
+        webui: None,
+    };
+    let code = loop {
+        // Subscribed before the file is read: a save made while these tasks start is
+        // seen by them and applied next.
+        let saved = process.settings.subscribe();
+        let (outcome, reload) = run_generation(&cfg, &opts, &mut process, saved).await?;
+        if !reload || stop.is_cancelled() {
+            break exit_code(outcome);
+        }
+        let path = opts
+            .config_path
+            .as_deref()
+            .expect("a reload is only requested when a settings file can be edited");
+        match crate::config::load_daemon(path) {
+            Ok(new) => {
+                tracing::info!(path = %path.display(), "applying the saved settings");
+                cfg = new;
             }
-            Ok(())
-        });
+            Err(errors) => {
+                // Checked before it was saved, so this is an outside edit or a secret
+                // file that went away: keep what runs, loudly.
+                for e in &errors {
+                    tracing::error!(problem = %e, "saved settings invalid; the previous settings stay in effect");
+                }
+            }
+        }
+    };
+    // The web UI ends last: the page that asked for the stop sees it happen.
+    process.webui = None;
+    background.abort_all();
+    process.notifier.notify("STOPPING=1");
+    if let Some(p) = &process.events {
+        p.flush(Duration::from_secs(1));
     }
+    Ok(code)
+}
+
+fn exit_code(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Clean => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Outcome::Timeout(stuck) => {
+            tracing::error!(stuck = ?stuck, "shutdown exceeded its bound; tasks abandoned");
+            ExitCode::FAILURE
+        }
+        Outcome::Failed { task, error } => {
+            tracing::error!(task = %task, error = %error, "fatal task failure");
+            eprintln!("eewgate: task {task} failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One start of every task of the daemon with `cfg`, until the process stops (`false`)
+/// or a saved settings change is to be applied (`true`; only once no alert is in
+/// progress, and every contact was released on the way out).
+async fn run_generation(
+    cfg: &DaemonConfig,
+    opts: &RunOptions,
+    process: &mut Process,
+    mut saved: watch::Receiver<u64>,
+) -> anyhow::Result<(Outcome, bool)> {
+    let cancel = process.stop.child_token();
+    let mut sup = Supervisor::new(cancel.clone());
+    let notifier = Arc::clone(&process.notifier);
+    let events = process.events.clone();
+    let (status_tx, status_rx) = watch::channel(Status {
+        started_at: Some(process.started_at),
+        settings: crate::status::SettingsStatus {
+            revision: crate::settings_edit::revision(&cfg.text),
+            applied_at: Some(now_utc()),
+            pending: None,
+        },
+        ..Status::default()
+    });
+    let progress = Progress::new();
 
     for note in &cfg.notes {
         tracing::warn!("settings: {note}");
     }
 
-    // Signals: a clean, bounded shutdown.
-    {
-        let cancel = cancel.clone();
-        sup.spawn("signals", async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = signal(SignalKind::terminate())?;
-            let mut int = signal(SignalKind::interrupt())?;
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-                () = cancel.cancelled() => {}
-            }
-            cancel.cancel();
-            Ok(())
-        });
-    }
-
     // History: opened first so the rest can record; a storage problem degrades history
     // (a fault on the status model) and never stops the alarms.
-    let history = open_history(&cfg, &mut sup, &status_tx, events.as_ref()).await;
+    let history = open_history(cfg, &mut sup, &status_tx, events.as_ref()).await;
 
     // Links.
     let (link_tx, link_rx) = mpsc::channel::<LinkEvent>(LINK_QUEUE);
@@ -238,7 +328,7 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     {
         let core = Core::new(
-            &cfg,
+            cfg,
             status_tx.clone(),
             router,
             events.clone(),
@@ -266,7 +356,51 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
         );
     }
 
-    if cfg.webui.enabled {
+    // A saved settings change: applied by starting everything again with the new file,
+    // but never while an alert is in progress (docs/adr/0011-web-ui.md).
+    let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let cancel = sup.token();
+        let reload = Arc::clone(&reload);
+        let mut status_rx = status_rx.clone();
+        let status_tx = status_tx.clone();
+        let events = events.clone();
+        saved.borrow_and_update();
+        sup.spawn("settings", async move {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                changed = saved.changed() => if changed.is_err() {
+                    cancel.cancelled().await;
+                    return Ok(());
+                },
+            }
+            loop {
+                if !status_rx.borrow_and_update().alert_in_progress() {
+                    break;
+                }
+                let why =
+                    "waiting for the alert in progress to end and every contact to be released";
+                status_tx.send_if_modified(|s| {
+                    let changed = s.settings.pending.as_deref() != Some(why);
+                    s.settings.pending = Some(why.to_owned());
+                    changed
+                });
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    _ = status_rx.changed() => {}
+                }
+            }
+            tracing::info!("restarting the daemon's tasks with the saved settings");
+            if let Some(p) = &events {
+                p.send(json!({"type": "settings", "state": "applying"}));
+            }
+            reload.store(true, Ordering::SeqCst);
+            cancel.cancel();
+            Ok(())
+        });
+    }
+
+    if cfg.webui.enabled || process.webui.is_some() {
         let wiring = crate::webui::Wiring {
             cfg: &cfg.webui,
             db: &cfg.storage.path,
@@ -274,33 +408,20 @@ async fn run_async(cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<ExitCo
             status_tx: &status_tx,
             history: webui_history,
             events: events.as_ref(),
+            settings: &process.settings,
         };
-        crate::webui::start(&mut sup, wiring).await;
+        crate::webui::attach(&mut process.webui, &mut sup, wiring).await;
     }
 
     tracing::info!(links = cfg.links.len(), "eewgate started");
     let outcome = sup.run(cfg.daemon.shutdown_timeout).await;
     // Every relay released before anything else happens on the way out.
     drop(failsafe);
-    notifier.notify("STOPPING=1");
-    if let Some(p) = &events {
-        p.flush(Duration::from_secs(1));
+    let reload = reload.load(Ordering::SeqCst) && matches!(outcome, Outcome::Clean);
+    if reload {
+        notifier.notify("RELOADING=1\nSTATUS=applying the saved settings");
     }
-    Ok(match outcome {
-        Outcome::Clean => {
-            tracing::info!("stopped cleanly");
-            ExitCode::SUCCESS
-        }
-        Outcome::Timeout(stuck) => {
-            tracing::error!(stuck = ?stuck, "shutdown exceeded its bound; tasks abandoned");
-            ExitCode::FAILURE
-        }
-        Outcome::Failed { task, error } => {
-            tracing::error!(task = %task, error = %error, "fatal task failure");
-            eprintln!("eewgate: task {task} failed: {error}");
-            ExitCode::FAILURE
-        }
-    })
+    Ok((outcome, reload))
 }
 
 async fn open_history(

@@ -1000,7 +1000,7 @@ pub fn load(path: &Path) -> Result<Settings, ExitCode> {
     }
 }
 
-fn read_bounded(path: &Path) -> std::io::Result<String> {
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
     let mut text = String::new();

@@ -13,6 +13,8 @@
 //! - [`sim`] — protocol-faithful upstream simulators (`eewgate sim`).
 //! - [`system`] — clock, systemd, watchdog, time sync.
 //! - [`hw`] — pins (relays, LED): the sim and Raspberry Pi backends.
+//! - [`settings_edit`] — editing the settings file from the web UI: by dotted path,
+//!   validated, diffed, written atomically.
 //! - [`webui`] — the `[webui]` section and the web UI's `Appliance` over the daemon.
 
 pub mod app;
@@ -28,6 +30,7 @@ pub mod outputs;
 pub mod predict_cmd;
 pub mod replay_cmd;
 pub mod run_cmd;
+pub mod settings_edit;
 pub mod sim;
 pub mod status;
 pub mod store;

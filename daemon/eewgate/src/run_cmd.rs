@@ -39,6 +39,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = RunOptions {
         events_stdout: args.events_stdout,
+        config_path: Some(args.config.clone()),
         ..RunOptions::default()
     }
     .with_env_hooks();

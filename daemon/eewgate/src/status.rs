@@ -80,6 +80,17 @@ pub struct AlertStatus {
     pub led: Option<eew_core::engine::LedPattern>,
 }
 
+/// The settings the daemon runs with, and a saved change that waits.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SettingsStatus {
+    /// Revision of the settings text in effect (`settings_edit::revision`).
+    pub revision: String,
+    /// When it took effect.
+    pub applied_at: Option<DateTime<Utc>>,
+    /// A saved change that is not in effect yet, and why (an alert in progress).
+    pub pending: Option<String>,
+}
+
 /// Everything at once.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Status {
@@ -105,9 +116,17 @@ pub struct Status {
     /// Outputs whose scheduled end-to-end proof is overdue (the delivery-assurance
     /// schedule sets them); shown on the LED and as a fault.
     pub verification_overdue: Vec<String>,
+    /// The settings in effect.
+    pub settings: SettingsStatus,
 }
 
 impl Status {
+    /// An alert is in progress: an event's alarm runs or a contact is still closed. A
+    /// saved settings change waits for this to end (ADR 0011).
+    pub fn alert_in_progress(&self) -> bool {
+        !self.alert.running.is_empty() || !self.alert.closed_relays.is_empty()
+    }
+
     /// Stable codes of every fault now present (empty when all is well).
     pub fn faults(&self) -> Vec<String> {
         let mut faults = Vec::new();

@@ -9,19 +9,22 @@
 //! model (`outputs["webui"] = "fault: …"`, so it shows in `STATUS=`, the dashboard and
 //! MQTT), in history and in the log — the daemon keeps running.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeDelta};
 use eew_core::settings::Walker;
-use eewgate_webui::{Appliance, ApplianceError, AuditEntry, HistoryQuery, Options, WebUi};
+use eewgate_webui::{
+    Appliance, ApplianceError, AuditEntry, HistoryQuery, Options, SettingsCheck, SettingsDiff,
+    SettingsEdit, SettingsProblem, SettingsSaved, WebUi,
+};
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, watch};
 use toml::Table;
 
 use crate::app::EventPrinter;
+use crate::settings_edit;
 use crate::status::Status;
 use crate::store::{AuditRecord, FaultRecord, HistoryWriter, PageQuery, Record, Store};
 use crate::supervisor::Supervisor;
@@ -106,6 +109,40 @@ pub fn section(w: &mut Walker, table: &Table, base: &Path) -> WebUiConfig {
     out
 }
 
+/// The settings file as the web UI edits it: where it is, one save at a time, and how a
+/// saved change reaches the daemon (a counter the composition root watches; it restarts
+/// the daemon's tasks with the new file once no alert is in progress).
+#[derive(Debug)]
+pub struct SettingsFile {
+    path: Option<PathBuf>,
+    saving: tokio::sync::Mutex<()>,
+    reload: watch::Sender<u64>,
+}
+
+impl SettingsFile {
+    /// `path` is `None` when the daemon was not started from a file (nothing to edit).
+    pub fn new(path: Option<PathBuf>) -> Self {
+        Self {
+            path,
+            saving: tokio::sync::Mutex::new(()),
+            reload: watch::channel(0).0,
+        }
+    }
+
+    /// Saved changes, counted: the composition root restarts on every new value.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.reload.subscribe()
+    }
+
+    fn path(&self) -> Result<&Path, ApplianceError> {
+        self.path.as_deref().ok_or_else(|| {
+            ApplianceError(
+                "this daemon was not started from a settings file; nothing to edit".into(),
+            )
+        })
+    }
+}
+
 /// The [`Appliance`] over the running daemon.
 #[derive(Debug)]
 pub struct DaemonAppliance {
@@ -113,18 +150,21 @@ pub struct DaemonAppliance {
     db: PathBuf,
     store: OnceCell<Store>,
     hash_file: PathBuf,
-    history: Option<HistoryWriter>,
+    history: Arc<std::sync::Mutex<Option<HistoryWriter>>>,
+    settings: Arc<SettingsFile>,
 }
 
 impl DaemonAppliance {
     /// An appliance reading `db` (opened read-only on first use), keeping the password
-    /// hash in `hash_file`, auditing into `history` (logged only when `None`), with status
+    /// hash in `hash_file`, auditing into `history` (logged only while `None`; the slot is
+    /// refilled by every restart of the daemon's tasks), editing `settings`, with status
     /// from `status`.
     pub fn new(
         status: watch::Receiver<Value>,
         db: PathBuf,
         hash_file: PathBuf,
-        history: Option<HistoryWriter>,
+        history: Arc<std::sync::Mutex<Option<HistoryWriter>>>,
+        settings: Arc<SettingsFile>,
     ) -> Self {
         Self {
             status,
@@ -132,7 +172,82 @@ impl DaemonAppliance {
             store: OnceCell::new(),
             hash_file,
             history,
+            settings,
         }
+    }
+
+    fn alert_in_progress(&self) -> bool {
+        let s = self.status.borrow();
+        let non_empty = |key: &str| {
+            s.get("alert")
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+        };
+        non_empty("running") || non_empty("closed_relays")
+    }
+
+    async fn read_settings(&self) -> Result<(PathBuf, String), ApplianceError> {
+        let path = self.settings.path()?.to_owned();
+        let read = path.clone();
+        let text = tokio::task::spawn_blocking(move || crate::config::read_bounded(&read))
+            .await
+            .map_err(|e| failed("reading the settings", e))?
+            .map_err(|e| failed(&format!("reading {}", path.display()), e))?;
+        Ok((path, text))
+    }
+
+    /// The candidate text of an edit and everything a check says about it.
+    fn check_edit(path: &Path, current: &str, edit: &SettingsEdit) -> (String, SettingsCheck) {
+        let revision = settings_edit::revision(current);
+        let conflict = edit.revision.as_ref().is_some_and(|r| *r != revision);
+        let candidate = match &edit.text {
+            Some(text) => Ok(text.clone()),
+            None => {
+                let changes: Vec<settings_edit::Change> = edit
+                    .changes
+                    .iter()
+                    .map(|c| settings_edit::Change {
+                        path: c.path.clone(),
+                        value: (!c.value.is_null()).then(|| c.value.clone()),
+                    })
+                    .collect();
+                settings_edit::apply_changes(current, &changes)
+            }
+        };
+        let (candidate, problems, notes) = match candidate {
+            Err(problems) => (current.to_owned(), problems, Vec::new()),
+            Ok(text) => {
+                let base = path.parent().unwrap_or(Path::new("."));
+                match crate::config::parse_daemon(&text, base) {
+                    Ok(cfg) => (text, Vec::new(), cfg.notes),
+                    Err(problems) => (text, problems, Vec::new()),
+                }
+            }
+        };
+        let diff = settings_edit::diff(current, &candidate)
+            .into_iter()
+            .map(|d| SettingsDiff {
+                path: d.path,
+                old: d.old,
+                new: d.new,
+            })
+            .collect();
+        let check = SettingsCheck {
+            valid: problems.is_empty() && !conflict,
+            problems: problems
+                .into_iter()
+                .map(|e| SettingsProblem {
+                    path: e.path,
+                    message: e.message,
+                })
+                .collect(),
+            notes,
+            diff,
+            revision,
+            conflict,
+        };
+        (candidate, check)
     }
 
     async fn store(&self) -> Result<&Store, ApplianceError> {
@@ -187,27 +302,9 @@ pub fn read_hash(path: &Path) -> Result<Option<String>, std::io::Error> {
     }
 }
 
-/// Writes the hash file atomically: a temporary file (mode 600) written and synced,
-/// renamed over the old one, then the directory synced.
+/// Writes the hash file atomically and privately (mode 600).
 pub fn write_hash(path: &Path, hash: &str) -> Result<(), std::io::Error> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(hash.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    settings_edit::write_atomic(path, format!("{hash}\n").as_bytes(), 0o600)
 }
 
 impl Appliance for DaemonAppliance {
@@ -261,9 +358,92 @@ impl Appliance for DaemonAppliance {
             .map_err(|e| failed(&format!("writing {}", self.hash_file.display()), e))
     }
 
+    async fn settings(&self) -> Result<Value, ApplianceError> {
+        let pending = self
+            .status
+            .borrow()
+            .get("settings")
+            .and_then(|s| s.get("pending"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let Some(path) = &self.settings.path else {
+            return Ok(json!({
+                "editable": false, "path": null, "revision": "", "text": "",
+                "document": {}, "apply_pending": pending,
+            }));
+        };
+        let (_, text) = self.read_settings().await?;
+        let document = text
+            .parse::<Table>()
+            .ok()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .unwrap_or_else(|| json!({}));
+        Ok(json!({
+            "editable": true,
+            "path": path.display().to_string(),
+            "revision": settings_edit::revision(&text),
+            "text": text,
+            "document": document,
+            "apply_pending": pending,
+        }))
+    }
+
+    async fn check_settings(&self, edit: SettingsEdit) -> Result<SettingsCheck, ApplianceError> {
+        let (path, current) = self.read_settings().await?;
+        tokio::task::spawn_blocking(move || Self::check_edit(&path, &current, &edit).1)
+            .await
+            .map_err(|e| failed("checking the settings", e))
+    }
+
+    async fn save_settings(
+        &self,
+        edit: SettingsEdit,
+    ) -> Result<Result<SettingsSaved, SettingsCheck>, ApplianceError> {
+        let _one_at_a_time = self.settings.saving.lock().await;
+        let (path, current) = self.read_settings().await?;
+        let (candidate, check) = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || Self::check_edit(&path, &current, &edit))
+                .await
+                .map_err(|e| failed("checking the settings", e))?
+        };
+        if !check.valid {
+            return Ok(Err(check));
+        }
+        let revision = settings_edit::revision(&candidate);
+        // A save that changes nothing (not even a comment) writes nothing and restarts nothing.
+        if revision != check.revision {
+            let target = path.clone();
+            tokio::task::spawn_blocking(move || {
+                settings_edit::write_atomic(&target, candidate.as_bytes(), 0o640)
+            })
+            .await
+            .map_err(|e| failed("writing the settings", e))?
+            .map_err(|e| failed(&format!("writing {}", path.display()), e))?;
+            self.settings.reload.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        let apply = if self.alert_in_progress() {
+            "after_alert"
+        } else {
+            "now"
+        };
+        tracing::info!(changes = check.diff.len(), revision = %revision, apply, "settings saved");
+        Ok(Ok(SettingsSaved {
+            revision,
+            diff: check.diff,
+            apply: apply.to_owned(),
+            notes: check.notes,
+        }))
+    }
+
     async fn audit(&self, entry: AuditEntry) -> Result<(), ApplianceError> {
         tracing::info!(who = %entry.who, action = %entry.action, detail = %entry.detail, "audit");
-        let Some(history) = &self.history else {
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(history) = history else {
             return Ok(());
         };
         history
@@ -277,7 +457,7 @@ impl Appliance for DaemonAppliance {
     }
 }
 
-/// Everything [`start`] needs from the composition root.
+/// Everything [`attach`] needs from the composition root, per start of the daemon's tasks.
 #[derive(Debug)]
 pub(crate) struct Wiring<'a> {
     pub cfg: &'a WebUiConfig,
@@ -286,11 +466,34 @@ pub(crate) struct Wiring<'a> {
     pub status_tx: &'a watch::Sender<Status>,
     pub history: Option<HistoryWriter>,
     pub events: Option<&'a EventPrinter>,
+    pub settings: &'a Arc<SettingsFile>,
+}
+
+/// The web UI server, which outlives the restarts that apply saved settings: sessions
+/// survive a save, and the page that saved sees the result. It is rebuilt only when its
+/// own section or the history path changes.
+#[derive(Debug)]
+pub(crate) struct Host {
+    key: (WebUiConfig, PathBuf),
+    json_tx: Arc<watch::Sender<Value>>,
+    history: Arc<std::sync::Mutex<Option<HistoryWriter>>>,
+    fault: Option<String>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+    }
 }
 
 /// Marks the web UI faulty (status, history, events, log); the daemon keeps running.
-fn fault(w: &Wiring<'_>, detail: String) {
-    tracing::error!(detail = %detail, "web UI unavailable: alarms still run");
+fn fault(w: &Wiring<'_>, detail: &str, new: bool) {
+    if new {
+        tracing::error!(detail = %detail, "web UI unavailable: alarms still run");
+    }
     w.status_tx.send_modify(|s| {
         s.outputs
             .insert("webui".to_owned(), format!("fault: {detail}"));
@@ -300,7 +503,7 @@ fn fault(w: &Wiring<'_>, detail: String) {
             at: now_utc(),
             kind: "webui".to_owned(),
             active: true,
-            detail: Some(detail.clone()),
+            detail: Some(detail.to_owned()),
         }));
     }
     if let Some(p) = w.events {
@@ -308,41 +511,29 @@ fn fault(w: &Wiring<'_>, detail: String) {
     }
 }
 
-/// Starts the web UI: the status feed, the credential check (printing the first-boot
-/// setup code once), the listener and the server, each supervised. Never fails the
-/// daemon: a problem is a `webui` fault.
-pub(crate) async fn start(sup: &mut Supervisor, w: Wiring<'_>) {
-    // The status model as JSON, re-serialised on every change.
-    let mut status_rx = w.status.clone();
-    let (json_tx, json_rx) = watch::channel(status_json(&status_rx.borrow_and_update()));
-    {
-        let cancel = sup.token();
-        sup.spawn("webui-status", async move {
-            loop {
-                tokio::select! {
-                    changed = status_rx.changed() => {
-                        if changed.is_err() {
-                            cancel.cancelled().await;
-                            break;
-                        }
-                        let v = status_json(&status_rx.borrow_and_update());
-                        json_tx.send_replace(v);
-                    }
-                    () = cancel.cancelled() => break,
-                }
-            }
-            Ok(())
-        });
-    }
+/// Builds the server: the credential check (printing the first-boot setup code once),
+/// the listener and the server task. A problem is a `webui` fault, never a stop.
+async fn build(w: &Wiring<'_>) -> Host {
+    let mut host = Host {
+        key: (w.cfg.clone(), w.db.to_owned()),
+        json_tx: Arc::new(watch::channel(status_json(&w.status.borrow())).0),
+        history: Arc::new(std::sync::Mutex::new(None)),
+        fault: None,
+        server: None,
+    };
     let appliance = Arc::new(DaemonAppliance::new(
-        json_rx,
+        host.json_tx.subscribe(),
         w.db.to_owned(),
         w.cfg.hash_file(),
-        w.history.clone(),
+        Arc::clone(&host.history),
+        Arc::clone(w.settings),
     ));
     let ui = match WebUi::new(appliance, Options::default()).await {
         Ok(ui) => ui,
-        Err(e) => return fault(&w, format!("cannot start: {e}")),
+        Err(e) => {
+            host.fault = Some(format!("cannot start: {e}"));
+            return host;
+        }
     };
     let listen = w.cfg.listen;
     if let Some(code) = ui.setup_code() {
@@ -355,27 +546,64 @@ pub(crate) async fn start(sup: &mut Supervisor, w: Wiring<'_>) {
     }
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
-        Err(e) => return fault(&w, format!("cannot listen on {listen}: {e}")),
+        Err(e) => {
+            host.fault = Some(format!("cannot listen on {listen}: {e}"));
+            return host;
+        }
     };
-    w.status_tx.send_modify(|s| {
-        s.outputs.insert("webui".to_owned(), "ok".to_owned());
-    });
     tracing::info!(listen = %listen, "web UI listening");
+    // Aborted when the host is dropped (shutdown, or a change of its own section).
+    // Live-status streams (SSE) never end by themselves, so there is no graceful drain.
+    host.server = Some(tokio::spawn(async move {
+        if let Err(e) = ui.serve(listener).await {
+            tracing::error!(error = %e, "web UI server stopped");
+        }
+    }));
+    host
+}
+
+/// Connects the web UI to one start of the daemon's tasks: builds the server the first
+/// time (or when its section changed), feeds it this start's status and history, and
+/// shows its health on the status model. Never fails the daemon.
+pub(crate) async fn attach(host: &mut Option<Host>, sup: &mut Supervisor, w: Wiring<'_>) {
+    if !w.cfg.enabled {
+        *host = None;
+        return;
+    }
+    let key = (w.cfg.clone(), w.db.to_owned());
+    let fresh = host.as_ref().is_none_or(|h| h.key != key);
+    if fresh {
+        *host = None; // frees the port before binding it again
+        *host = Some(build(&w).await);
+    }
+    let Some(h) = host.as_ref() else { return };
+    *h.history
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = w.history.clone();
+    match &h.fault {
+        Some(detail) => fault(&w, detail, fresh),
+        None => w.status_tx.send_modify(|s| {
+            s.outputs.insert("webui".to_owned(), "ok".to_owned());
+        }),
+    }
+    // This start's status model as JSON, re-serialised on every change.
+    let mut status_rx = w.status.clone();
+    let json_tx = Arc::clone(&h.json_tx);
+    json_tx.send_replace(status_json(&status_rx.borrow_and_update()));
     let cancel = sup.token();
-    sup.spawn("webui", async move {
-        // Dropped on cancellation rather than drained with `with_graceful_shutdown`:
-        // live-status streams (SSE) never end by themselves and would hold the shutdown
-        // open until its bound. `WebUi::serve` provides the client addresses for the
-        // login rate limit.
-        tokio::select! {
-            served = ui.serve(listener) => {
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "web UI server stopped");
+    sup.spawn("webui-status", async move {
+        loop {
+            tokio::select! {
+                changed = status_rx.changed() => {
+                    if changed.is_err() {
+                        cancel.cancelled().await;
+                        break;
+                    }
+                    let v = status_json(&status_rx.borrow_and_update());
+                    json_tx.send_replace(v);
                 }
-                // Nothing here may end the daemon: wait for the shutdown.
-                cancel.cancelled().await;
+                () = cancel.cancelled() => break,
             }
-            () = cancel.cancelled() => {}
         }
         Ok(())
     });

@@ -433,3 +433,202 @@ fn a_port_in_use_is_a_webui_fault_and_the_daemon_keeps_running() {
     assert!(daemon.child.try_wait().unwrap().is_none(), "still running");
     daemon.stop();
 }
+
+/// Set up with the code from the event lines and log in: `(cookie, csrf)`.
+fn set_up_and_log_in(daemon: &mut Daemon, addr: SocketAddr) -> (String, String) {
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .any(|v| v["type"] == "webui")),
+        "{:#?}",
+        daemon.seen
+    );
+    let code = daemon.seen.iter().find(|v| v["type"] == "webui").unwrap()["setup_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_listening(addr);
+    let body = json!({"setup_code": code, "password": PASSWORD});
+    assert_eq!(
+        http(addr, "POST", "/api/setup", &[], Some(&body)).status,
+        200
+    );
+    let r = http(
+        addr,
+        "POST",
+        "/api/login",
+        &[],
+        Some(&json!({"password": PASSWORD})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (cookie, r.json()["csrf_token"].as_str().unwrap().to_owned())
+}
+
+/// A threshold changed in the web UI during an alert: bad values refused with their
+/// paths and nothing written; a good value written atomically with the file's comments
+/// kept, audited with its diff, and applied only once the alert is over (the contact's
+/// hold time), by a restart of the daemon's tasks that keeps the UI session.
+#[test]
+fn a_saved_threshold_is_validated_audited_and_applied_after_the_alert() {
+    let dir = scratch("settings");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = config(&dir, port);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"elevators\"\n",
+        "name = \"elevators\"  # lift bank A\nhold_s = 15\n",
+    );
+    std::fs::write(&cfg, &text).unwrap();
+
+    let mut daemon = Daemon::start(&cfg);
+    let (cookie, csrf) = set_up_and_log_in(&mut daemon, addr);
+    let auth = [("Cookie", cookie.as_str())];
+    let change = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    // The replay's alarm closes contact 1 and holds it for 15 s.
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .any(|v| v["type"] == "action"
+                && v["output"] == "relay:1"
+                && v["action"] == "on")),
+        "{:#?}",
+        daemon.seen
+    );
+
+    let r = http(addr, "GET", "/api/settings", &auth, None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let settings = r.json();
+    assert_eq!(settings["editable"], true);
+    assert_eq!(
+        settings["document"]["outputs"]["relay"][0]["min_class"],
+        "4"
+    );
+    let revision = settings["revision"].as_str().unwrap().to_owned();
+    let status = http(addr, "GET", "/api/status", &auth, None).json();
+    assert_eq!(status["settings"]["revision"], revision.as_str());
+
+    // Two bad values: both reported with their paths, nothing written.
+    let bad = json!({"revision": revision, "changes": [
+        {"path": "outputs.relay[0].min_class", "value": "9"},
+        {"path": "site.lat", "value": 99.0},
+    ]});
+    let r = http(addr, "PUT", "/api/settings", &change, Some(&bad));
+    assert_eq!(r.status, 422, "{r:?}");
+    let problems = r.json()["check"]["problems"].as_array().unwrap().clone();
+    let paths: Vec<&str> = problems
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"outputs.relay[0].min_class") && paths.contains(&"site.lat"),
+        "{problems:#?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        text,
+        "nothing written"
+    );
+
+    // Without the CSRF token: refused.
+    let good = json!({"revision": revision, "changes": [
+        {"path": "outputs.relay[0].min_class", "value": "5-"},
+    ]});
+    assert_eq!(
+        http(addr, "PUT", "/api/settings", &auth, Some(&good)).status,
+        403
+    );
+    // A check first, then the save: during the alert it waits.
+    let r = http(addr, "POST", "/api/settings/check", &change, Some(&good));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["valid"], true, "{r:?}");
+    let r = http(addr, "PUT", "/api/settings", &change, Some(&good));
+    assert_eq!(r.status, 200, "{r:?}");
+    let saved = r.json();
+    assert_eq!(saved["apply"], "after_alert", "{saved:#}");
+    assert_eq!(saved["diff"][0]["path"], "outputs.relay[0].min_class");
+    let new_revision = saved["revision"].as_str().unwrap().to_owned();
+    let on_disk = std::fs::read_to_string(&cfg).unwrap();
+    assert!(on_disk.contains("min_class = \"5-\""), "{on_disk}");
+    assert!(
+        on_disk.contains("# lift bank A"),
+        "comments kept: {on_disk}"
+    );
+    assert!(!dir.join("eewgate.toml.tmp").exists());
+    let status = http(addr, "GET", "/api/status", &auth, None).json();
+    assert_eq!(status["settings"]["revision"], revision.as_str(), "not yet");
+    assert!(
+        status["settings"]["pending"].as_str().is_some(),
+        "{status:#}"
+    );
+    let applying_before = daemon.seen.len();
+
+    // Once contact 1's hold time is over, the daemon restarts its tasks with the file.
+    assert!(
+        daemon.until(Duration::from_secs(40), |l| l
+            .iter()
+            .any(|v| v["type"] == "settings" && v["state"] == "applying")),
+        "{:#?}",
+        &daemon.seen[applying_before..]
+    );
+    let applied_at = daemon
+        .seen
+        .iter()
+        .position(|v| v["type"] == "settings")
+        .unwrap();
+    let released = daemon.seen[..applied_at]
+        .iter()
+        .rposition(|v| v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "off");
+    assert!(released.is_some(), "the contact was released first");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let r = http(addr, "GET", "/api/status", &auth, None);
+        assert_eq!(r.status, 200, "the session survives the restart: {r:?}");
+        let status = r.json();
+        if status["settings"]["revision"] == new_revision.as_str() || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["settings"]["revision"], new_revision.as_str());
+    assert!(status["settings"]["pending"].is_null(), "{status:#}");
+
+    // Audited with who and the diff; the new version is in history.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let audit = loop {
+        let audit = history_audit(&cfg);
+        if audit.contains("settings_saved") || Instant::now() > deadline {
+            break audit;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(audit.contains("settings_refused"), "{audit}");
+    let saved_line = audit
+        .lines()
+        .find(|l| l.contains("settings_saved"))
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert!(saved_line.contains("admin"), "{saved_line}");
+    assert!(
+        saved_line.contains("outputs.relay[0].min_class: \"4\" → \"5-\""),
+        "{saved_line}"
+    );
+    daemon.stop();
+    let out = Command::new(env!("CARGO_BIN_EXE_eewgate"))
+        .args(["history", "--config-changes", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let versions: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(versions.len(), 2, "{versions:#?}");
+    assert_eq!(versions[0]["text"], on_disk.as_str(), "the newest first");
+}
