@@ -5,13 +5,13 @@
 const I18N = {
   ja: {
     connecting: '接続中', live: 'ライブ', lost: '切断', logout: 'ログアウト',
-    setup_title: '初期設定', setup_intro: '管理者パスワードを設定します。セットアップコードは本機のコンソール（ログ）に表示されています。',
+    setup_title: '初期設定 1/2: 管理者パスワード', setup_intro: '管理者パスワードを設定します。セットアップコードは本機のコンソール（ログ）に表示されています。',
     setup_code: 'セットアップコード', new_password: '新しいパスワード', confirm_password: 'パスワード（確認）',
     password_rule: '10文字以上。', set_password: 'パスワードを設定', mismatch: 'パスワードが一致しません。',
-    setup_done: 'パスワードを設定しました。ログインしてください。',
+    setup_done: 'パスワードを設定しました。ログインしてください。', setup_done_next: 'パスワードを設定しました。',
     login_title: 'ログイン', password: 'パスワード', login: 'ログイン',
     current_alert: '現在の警報', no_alert: '警報なし', s_arrival: '主要動到達まで', arrived: '到達済み',
-    seconds: '秒', predicted_class: '予測震度', event: '地震ID', warning: '警報',
+    seconds: '秒', imminent: 'まもなく／到達', predicted_class: '予測震度', event: '地震ID', warning: '警報',
     links: '上位回線', time_sync: '時刻同期', watchdog: 'ウォッチドッグ', storage: '記録',
     outputs: '出力', recent_alerts: '最近の警報', updated: '最終更新',
     up: '接続', down: '切断', fault: '異常', ok: '正常', yes: 'あり', no: 'なし',
@@ -25,16 +25,22 @@ const I18N = {
     cancelled: '取消', ended: '終了', running: '継続中', s_ago: '秒前', m_ago: '分前', h_ago: '時間前',
     wrong_password: 'パスワードが違います。', rate_limited: '失敗が続いたため一時的に制限しています。',
     session_expired: 'セッションが切れました。再度ログインしてください。',
+    nav_dash: 'ダッシュボード', nav_settings: '設定', nav_history: '履歴', closed: '動作中',
+    led_normal: '正常', led_alert: '警報', led_exercise: '訓練・ドリル', led_fault: '回線・時刻異常', led_internal_fault: '内部異常', led_verification_overdue: '検証期限切れ', led_time_fault: '時刻異常', led_upstream_fault: '回線異常',
+    end_cancel: '取消', end_expiry: '失効', end_reset: 'リセット', more_history: '履歴をすべて見る',
+    err_wrong_setup_code: 'セットアップコードが違います（本機のコンソールに表示されています）。', err_weak_password: 'パスワードは10文字以上256文字以下にしてください。',
+    err_already_set_up: 'パスワードは設定済みです。ログインしてください。', err_bad_credentials: 'パスワードが違います。', err_setup_required: '初期設定が必要です。',
+    settings_title: '設定', history_title: '履歴',
   },
   en: {
     connecting: 'connecting', live: 'live', lost: 'disconnected', logout: 'Log out',
-    setup_title: 'First-boot setup', setup_intro: 'Set the administrator password. The setup code is printed on the appliance\'s console (log).',
+    setup_title: 'First-boot setup 1/2: administrator password', setup_intro: 'Set the administrator password. The setup code is printed on the appliance\'s console (log).',
     setup_code: 'Setup code', new_password: 'New password', confirm_password: 'Confirm password',
     password_rule: 'At least 10 characters.', set_password: 'Set password', mismatch: 'The passwords differ.',
-    setup_done: 'Password set. Please log in.',
+    setup_done: 'Password set. Please log in.', setup_done_next: 'Password set.',
     login_title: 'Log in', password: 'Password', login: 'Log in',
     current_alert: 'Current alert', no_alert: 'No alert', s_arrival: 'S-wave arrival in', arrived: 'arrived',
-    seconds: 's', predicted_class: 'Predicted intensity', event: 'Event', warning: 'Warning',
+    seconds: 's', imminent: 'imminent / arrived', predicted_class: 'Predicted intensity', event: 'Event', warning: 'Warning',
     links: 'Upstream links', time_sync: 'Time sync', watchdog: 'Watchdog', storage: 'Storage',
     outputs: 'Outputs', recent_alerts: 'Recent alerts', updated: 'Updated',
     up: 'up', down: 'down', fault: 'fault', ok: 'ok', yes: 'yes', no: 'no',
@@ -48,6 +54,12 @@ const I18N = {
     cancelled: 'cancelled', ended: 'ended', running: 'running', s_ago: 's ago', m_ago: 'min ago', h_ago: 'h ago',
     wrong_password: 'Wrong password.', rate_limited: 'Too many failed attempts; please wait.',
     session_expired: 'Your session ended. Please log in again.',
+    nav_dash: 'Dashboard', nav_settings: 'Settings', nav_history: 'History', closed: 'operated',
+    led_normal: 'normal', led_alert: 'alert', led_exercise: 'exercise', led_fault: 'link/time fault', led_internal_fault: 'internal fault', led_verification_overdue: 'verification overdue', led_time_fault: 'time fault', led_upstream_fault: 'link fault',
+    end_cancel: 'cancel', end_expiry: 'expiry', end_reset: 'reset', more_history: 'All history',
+    err_wrong_setup_code: 'The setup code is wrong (it is printed on the appliance\'s console).', err_weak_password: 'The password must be 10 to 256 characters.',
+    err_already_set_up: 'The password is already set: please log in.', err_bad_credentials: 'Wrong password.', err_setup_required: 'First-boot setup is needed.',
+    settings_title: 'Settings', history_title: 'History',
   },
 };
 
@@ -79,13 +91,27 @@ function applyLang() {
   document.documentElement.lang = lang;
   for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
   $('lang').textContent = lang === 'ja' ? 'English' : '日本語';
-  if (lastStatus) renderStatus(lastStatus);
+  if (lastStatus) { renderStatus(lastStatus); loadRecent(); }
+  for (const p of Object.values(PAGES)) if (p.lang) p.lang();
 }
 
+// The pages a logged-in administrator moves between; each page script registers
+// `PAGES[name] = { open() }`, called whenever its view is shown.
+const PAGES = {};
+const LOGGED_IN_VIEWS = ['dash', 'settings', 'history', 'tests', 'system'];
+
 function show(view) {
-  for (const v of ['setup', 'login', 'dash']) $('view-' + v).hidden = v !== view;
-  $('logout').hidden = view !== 'dash';
-  if (view !== 'dash' && events) { events.close(); events = null; }
+  for (const v of ['setup', 'login', ...LOGGED_IN_VIEWS]) $('view-' + v).hidden = v !== view;
+  const inside = LOGGED_IN_VIEWS.includes(view);
+  $('logout').hidden = !inside;
+  $('pages').hidden = !inside;
+  // The live indicator belongs to the live stream, which only runs when logged in.
+  $('conn').hidden = !inside;
+  for (const b of document.querySelectorAll('#pages .tab')) b.classList.toggle('active', b.dataset.view === view);
+  // The live stream runs on every logged-in page (the settings page shows whether a
+  // saved change is applied); it stops at logout.
+  if (!inside && events) { events.close(); events = null; }
+  if (PAGES[view] && PAGES[view].open) PAGES[view].open();
 }
 
 function message(text, info) {
@@ -116,25 +142,46 @@ async function boot() {
   if (sess.status === 200) { csrf = sess.data.csrf_token; startDashboard(); } else show('login');
 }
 
+// A refusal in the page's language when its code is known, else the server's sentence.
+function apiError(r) {
+  const code = r.data && r.data.error;
+  if (r.status === 429) return t('rate_limited');
+  if (code && I18N.en['err_' + code]) return t('err_' + code);
+  return (r.data && r.data.message) || String(r.status);
+}
+
 async function onSetup(ev) {
   ev.preventDefault();
+  message('');
   const f = ev.target;
+  if (f.password.value.length < 10) { message(t('password_rule')); return; }
   if (f.password.value !== f.confirm.value) { message(t('mismatch')); return; }
-  const r = await api('/api/setup', 'POST', { setup_code: f.setup_code.value, password: f.password.value });
+  const password = f.password.value;
+  const r = await api('/api/setup', 'POST', { setup_code: f.setup_code.value, password });
   f.password.value = ''; f.confirm.value = '';
-  if (r.status === 200) { f.setup_code.value = ''; show('login'); message(t('setup_done'), true); }
-  else message(r.status === 429 ? t('rate_limited') : (r.data && r.data.message) || String(r.status));
+  if (r.status !== 200) { message(apiError(r)); return; }
+  f.setup_code.value = '';
+  // Straight on to the second step (site, links, MQTT) with the password just set.
+  const l = await api('/api/login', 'POST', { password });
+  if (l.status === 200 && PAGES.settings) {
+    csrf = l.data.csrf_token;
+    message(t('setup_done_next'), true);
+    PAGES.settings.wizard();
+  } else {
+    show('login');
+    message(t('setup_done'), true);
+  }
 }
 
 async function onLogin(ev) {
   ev.preventDefault();
+  message('');
   const f = ev.target;
   const r = await api('/api/login', 'POST', { password: f.password.value });
   f.password.value = '';
   if (r.status === 200) { csrf = r.data.csrf_token; message(''); startDashboard(); }
   else if (r.status === 401) message(t('wrong_password'));
-  else if (r.status === 429) message(t('rate_limited'));
-  else message((r.data && r.data.message) || String(r.status));
+  else message(apiError(r));
 }
 
 async function onLogout() {
@@ -230,27 +277,40 @@ function renderStatus(s) {
   fill('storage', storage);
 
   const outs = [];
+  const names = s.output_names || {};
+  const al = s.alert || {};
+  const closed = new Set((al.closed_relays || []).map((id) => 'relay:' + id));
   for (const [name, health] of Object.entries(s.outputs || {})) {
     const h = String(health);
-    outs.push(row(name, h, h.startsWith('fault') ? 'bad' : 'ok'));
+    const label = names[name] ? name + ' ' + names[name] : name;
+    if (name === 'led') { outs.push(row(t('led'), t('led_' + h), h === 'normal' ? 'ok' : 'warn')); continue; }
+    if (h.startsWith('fault')) { outs.push(row(label, t('fault') + h.slice(5), 'bad')); continue; }
+    outs.push(row(label, closed.has(name) ? t('closed') : t(h), closed.has(name) ? 'warn' : 'ok'));
   }
   for (const name of s.verification_overdue || []) outs.push(row(name, t('overdue'), 'warn'));
-  const al = s.alert || {};
-  if (al.led) outs.push(row(t('led'), String(al.led)));
-  if ((al.closed_relays || []).length) outs.push(row(t('closed_relays'), al.closed_relays.join(', '), 'warn'));
   fill('outputs', outs.length ? outs : [row(t('none'), '')]);
 
   renderAlert(al);
-  const running = JSON.stringify(al.running || []);
-  if (running !== lastRunning) { lastRunning = running; loadRecent(); }
+  for (const p of Object.values(PAGES)) if (p.status) p.status(s);
+  const cur = al.current || {};
+  const key = JSON.stringify([al.running || [], cur.serial, cur.class]);
+  if (key !== lastRunning) {
+    lastRunning = key;
+    loadRecent();
+    // History is written in batches: look again once this change has landed.
+    setTimeout(loadRecent, 1500);
+  }
 }
 
-// The current alert. The status model's `alert.current` (when the daemon provides it):
-// { event_id, label, class, warning, flags: {plum, deep, ...}, s_arrival_at }.
+// The current alert: the status model's `alert.current` is the alarm the voice and the
+// LED follow ({ event_id, label, class, long_period_class, warning, s_arrival_at,
+// imminent, flags, serial, cancelled }); `alert.running` lists every running event.
 function renderAlert(al) {
   const cur = al.current || null;
   const running = al.running || [];
   const card = $('alert');
+  // Silence and reset while something runs or a contact is held (a reset-only contact).
+  card.querySelector('.operator').hidden = !(running.length || (al.closed_relays || []).length);
   if (!cur && running.length === 0) {
     card.className = 'card alert-none';
     $('alert-body').replaceChildren(el('p', { class: 'big ok' }, t('no_alert')));
@@ -259,23 +319,27 @@ function renderAlert(al) {
   const label = (cur && cur.label) || 'real';
   card.className = 'card ' + (label === 'real' ? 'alert-real' : 'alert-exercise');
   const body = [];
-  const tags = el('div', {});
+  const tags = el('div', { id: 'alert-tags' });
   tags.append(el('span', { class: label === 'real' ? 'tag' : 'tag exercise' }, t(label)));
   if (cur && cur.warning) tags.append(el('span', { class: 'tag' }, t('warning')));
+  if (cur && cur.cancelled) tags.append(el('span', { class: 'tag' }, t('cancelled')));
   const flags = (cur && cur.flags) || {};
   for (const f of ['plum', 'deep', 'level_method', 'single_station', 'assumed_hypocenter']) {
     if (flags[f]) tags.append(el('span', { class: 'tag' }, t(f)));
   }
   body.push(tags);
   if (cur && cur.class !== undefined && cur.class !== null) {
-    body.push(el('p', {}, t('predicted_class') + ' ', el('span', { class: 'big' }, String(cur.class))));
+    body.push(el('p', {}, t('predicted_class') + ' ', el('span', { id: 'alert-class', class: 'big' }, String(cur.class))));
   }
-  const arrival = cur && (cur.s_arrival_at || cur.s_arrival_ms);
-  if (arrival) {
+  if (cur && cur.imminent) {
+    body.push(el('p', { id: 'countdown', class: 'countdown' }, t('imminent')));
+  } else if (cur && cur.s_arrival_at) {
     body.push(el('p', {}, t('s_arrival')));
-    body.push(el('p', { id: 'countdown', class: 'countdown', 'data-at': String(typeof arrival === 'number' ? arrival : Date.parse(arrival)) }, '—'));
+    body.push(el('p', { id: 'countdown', class: 'countdown', 'data-at': String(Date.parse(cur.s_arrival_at)) }, '—'));
   }
-  body.push(el('p', { class: 'hint' }, t('event') + ': ' + ((cur && cur.event_id) || running.join(', '))));
+  const serial = cur && cur.serial ? ' · #' + cur.serial : '';
+  body.push(el('p', { class: 'hint' }, t('event') + ': ' + ((cur && cur.event_id) || running.join(', ')) + serial));
+  if (running.length > 1) body.push(el('p', { class: 'hint' }, t('running') + ': ' + running.join(', ')));
   $('alert-body').replaceChildren(...body);
   tickCountdown();
 }
@@ -293,9 +357,10 @@ async function loadRecent() {
   const r = await api('/api/history/alerts?limit=4');
   if (r.status !== 200) return;
   const rows = (r.data.items || []).map((a) => {
-    const when = a.first_ms ? new Date(a.first_ms).toLocaleString(lang === 'ja' ? 'ja-JP' : 'en-GB') : '';
+    const first = a.first_at || a.first_ms;
+    const when = first ? new Date(first).toLocaleString(lang === 'ja' ? 'ja-JP' : 'en-GB') : '';
     const label = a.label && a.label !== 'real' ? ' [' + t(a.label) + ']' : '';
-    const state = a.cancelled ? t('cancelled') : a.ended ? t('ended') : t('running');
+    const state = a.cancelled ? t('cancelled') : a.ended ? t('ended') + ' (' + t('end_' + a.ended) + ')' : t('running');
     const cls = a.max_class ? ' ' + t('predicted_class') + ' ' + a.max_class : '';
     return row(when + label, (a.event_id || '') + cls + ' · ' + state);
   });
@@ -309,6 +374,12 @@ document.addEventListener('DOMContentLoaded', () => {
     applyLang();
   });
   $('logout').addEventListener('click', onLogout);
+  $('more-history').addEventListener('click', () => show('history'));
+  for (const b of document.querySelectorAll('#pages .tab')) {
+    b.addEventListener('click', () => {
+      if (b.dataset.view === 'dash') startDashboard(); else show(b.dataset.view);
+    });
+  }
   $('setup-form').addEventListener('submit', onSetup);
   $('login-form').addEventListener('submit', onLogin);
   applyLang();

@@ -23,10 +23,16 @@ pub struct HistoryQuery {
     pub limit: u32,
     /// Only this event.
     pub event_id: Option<String>,
-    /// Only records received on or after this day (UTC).
+    /// Only records received on or after this day (JST, the building's day).
     pub from: Option<NaiveDate>,
-    /// Only records received on or before this day (UTC).
+    /// Only records received on or before this day (JST).
     pub to: Option<NaiveDate>,
+    /// Telegrams only: only this verdict, one of [`HistoryQuery::VERDICTS`].
+    pub verdict: Option<String>,
+    /// Telegrams only: only this report kind, one of [`HistoryQuery::KINDS`].
+    pub kind: Option<String>,
+    /// Alerts only: only this label, one of [`HistoryQuery::LABELS`].
+    pub label: Option<String>,
 }
 
 impl HistoryQuery {
@@ -34,6 +40,12 @@ impl HistoryQuery {
     pub const DEFAULT_LIMIT: u32 = 50;
     /// The largest page.
     pub const MAX_LIMIT: u32 = 500;
+    /// What became of a received telegram (the history's `verdict` codes).
+    pub const VERDICTS: &[&str] = &["accepted", "duplicate", "rejected", "garbage"];
+    /// What a report does (the report's `kind` codes).
+    pub const KINDS: &[&str] = &["forecast", "warning", "cancel", "delivery_test"];
+    /// What an alert was (the engine's `label` codes).
+    pub const LABELS: &[&str] = &["real", "training", "test", "drill"];
 }
 
 impl Default for HistoryQuery {
@@ -44,6 +56,9 @@ impl Default for HistoryQuery {
             event_id: None,
             from: None,
             to: None,
+            verdict: None,
+            kind: None,
+            label: None,
         }
     }
 }
@@ -145,6 +160,60 @@ pub struct SettingsSaved {
     pub notes: Vec<String>,
 }
 
+/// An operator's request from the dashboard or the Tests page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// End every running alarm: contacts whose rule allows a reset open, the voice stops.
+    Reset,
+    /// Stop the voice now; contacts stay.
+    Silence,
+    /// Start a drill (labelled `drill` on every output).
+    Drill(DrillRequest),
+}
+
+/// Which drill: a recorded event replayed (`recorded`, an id from `drills()`), or a
+/// synthetic alert of `class` with the S wave `seconds` away.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRequest {
+    /// The operator confirmed that contacts may operate real equipment. Required.
+    #[serde(default)]
+    pub confirm: bool,
+    /// A recorded event's id.
+    #[serde(default)]
+    pub recorded: Option<String>,
+    /// A synthetic drill's class (`"5-"`, …).
+    #[serde(default)]
+    pub class: Option<String>,
+    /// A synthetic drill's seconds to the S wave (1–120).
+    #[serde(default)]
+    pub seconds: Option<u32>,
+    /// A synthetic drill pretends a warning covers the site.
+    #[serde(default)]
+    pub warning: bool,
+}
+
+/// Why an operation was not done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperationError {
+    /// Not now, or not allowed by the settings (409): `code` is stable
+    /// (`alert_in_progress`, `drill_disabled`, `not_running`), `message` for people.
+    #[error("{message}")]
+    Refused {
+        /// Stable code.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// The request itself is wrong (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The appliance failed (500).
+    #[error(transparent)]
+    Failed(#[from] ApplianceError),
+}
+
 /// What the daemon offers the web UI. The daemon implements it; the UI never sees the
 /// daemon's own types, only JSON values, so the two can evolve separately.
 ///
@@ -155,18 +224,30 @@ pub trait Appliance: Send + Sync + 'static {
     /// to dashboards over server-sent events.
     fn status(&self) -> watch::Receiver<serde_json::Value>;
 
-    /// Received telegrams, newest first, each an object with at least a numeric `id`.
+    /// Received telegrams, newest first, each an object with at least a numeric `id`
+    /// (the history page shows `received_at`, `link`, `verdict`, `reason`, `message`,
+    /// `event_id`, `serial`, `status`, `kind`, `format`, `product`, `actionable`,
+    /// `decode_us` and `size` when present).
     fn telegrams(
         &self,
         query: HistoryQuery,
     ) -> impl Future<Output = Result<Vec<serde_json::Value>, ApplianceError>> + Send;
 
     /// Alerts (decisions and what the outputs did), newest first, each an object with at
-    /// least a numeric `id`.
+    /// least a numeric `id` (the history page shows `event_id`, `label`, `first_at`,
+    /// `last_at`, `first_serial`, `last_serial`, `max_class`, `max_long_period_class`,
+    /// `warning`, `cancelled`, `ended` and `actions` when present).
     fn alerts(
         &self,
         query: HistoryQuery,
     ) -> impl Future<Output = Result<Vec<serde_json::Value>, ApplianceError>> + Send;
+
+    /// The bytes of one telegram exactly as received (the `raw` of its history row), or
+    /// `None` when there is no telegram with this id (never was, or purged by retention).
+    fn telegram_raw(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, ApplianceError>> + Send;
 
     /// The administrator's password hash (a PHC string), or `None` before first-boot setup.
     fn get_admin_hash(&self)
@@ -196,6 +277,25 @@ pub trait Appliance: Send + Sync + 'static {
         &self,
         edit: SettingsEdit,
     ) -> impl Future<Output = Result<Result<SettingsSaved, SettingsCheck>, ApplianceError>> + Send;
+
+    /// The drills on offer: `{"recorded": [{"id", "title_ja", "title_en", "reports"}],
+    /// "outputs": {"relay:1": bool, "audio": bool, "led": bool, "mqtt": bool},
+    /// "allowed": bool}` — which outputs include drills under the settings in effect, and
+    /// whether drills are allowed at all (`alert.drill`).
+    fn drills(&self) -> impl Future<Output = Result<serde_json::Value, ApplianceError>> + Send;
+
+    /// Carries out an operator's request; the answer describes what happened.
+    fn operate(
+        &self,
+        op: Operation,
+    ) -> impl Future<Output = Result<serde_json::Value, OperationError>> + Send;
+
+    /// The System page: `{"version", "started_at", "uptime_s", "host", "settings_path",
+    /// "time": {…, "source"}, "features"}`.
+    fn system(&self) -> impl Future<Output = Result<serde_json::Value, ApplianceError>> + Send;
+
+    /// The daemon's recent log lines (bounded), oldest first, as text.
+    fn logs(&self) -> impl Future<Output = Result<String, ApplianceError>> + Send;
 
     /// Append to the audit trail.
     fn audit(&self, entry: AuditEntry) -> impl Future<Output = Result<(), ApplianceError>> + Send;

@@ -16,11 +16,15 @@ pub struct FakeState {
     pub admin_hash: Option<String>,
     /// The audit trail, oldest first.
     pub audit: Vec<AuditEntry>,
-    /// Telegrams, any order; each needs an integer `id` and may have `event_id` and `day`
-    /// (`YYYY-MM-DD`) for filtering.
+    /// Telegrams, any order; each needs an integer `id` and may have `event_id`, `day`
+    /// (`YYYY-MM-DD`), `verdict` and `kind` for filtering.
     pub telegrams: Vec<serde_json::Value>,
-    /// Alerts, same shape rules as telegrams.
+    /// The raw bytes of telegrams, by id.
+    pub telegram_raw: std::collections::BTreeMap<i64, Vec<u8>>,
+    /// Alerts, same shape rules as telegrams (`label` instead of `verdict` and `kind`).
     pub alerts: Vec<serde_json::Value>,
+    /// How many history pages were asked for (an export walks them).
+    pub pages_read: usize,
     /// The last query seen, for tests of parameter mapping.
     pub last_query: Option<HistoryQuery>,
     /// The settings, flat: dotted path → value. The fake's only rules: a value equal to
@@ -29,8 +33,12 @@ pub struct FakeState {
     pub settings: std::collections::BTreeMap<String, serde_json::Value>,
     /// Bumped on every save.
     pub settings_revision: u64,
-    /// A save answers `after_alert` instead of `now`.
+    /// A save answers `after_alert` instead of `now`; a drill is refused.
     pub alert_in_progress: bool,
+    /// What `logs()` returns.
+    pub logs: String,
+    /// Every operation carried out, oldest first.
+    pub operations: Vec<crate::appliance::Operation>,
 }
 
 /// An in-memory appliance.
@@ -69,28 +77,40 @@ impl FakeAppliance {
     }
 
     fn page(records: &[serde_json::Value], q: &HistoryQuery) -> Vec<serde_json::Value> {
-        let mut out: Vec<serde_json::Value> = records
+        let text = |r: &serde_json::Value, key: &str| {
+            r.get(key)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let matches = |r: &serde_json::Value, key: &str, want: &Option<String>| {
+            want.as_deref()
+                .is_none_or(|w| r.get(key).and_then(serde_json::Value::as_str) == Some(w))
+        };
+        let mut out: Vec<(i64, &serde_json::Value)> = records
             .iter()
-            .filter(|r| {
+            .filter_map(|r| {
                 let id = r.get("id").and_then(serde_json::Value::as_i64).unwrap_or(0);
-                let day = r
-                    .get("day")
-                    .and_then(serde_json::Value::as_str)
-                    .and_then(|d| d.parse::<chrono::NaiveDate>().ok());
-                q.before_id.is_none_or(|b| id < b)
-                    && q.event_id.as_deref().is_none_or(|e| {
-                        r.get("event_id").and_then(serde_json::Value::as_str) == Some(e)
-                    })
+                if q.before_id.is_some_and(|b| id >= b) {
+                    return None;
+                }
+                let day = text(r, "day").and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+                let keep = matches(r, "event_id", &q.event_id)
+                    && matches(r, "verdict", &q.verdict)
+                    && matches(r, "kind", &q.kind)
+                    && matches(r, "label", &q.label)
                     && q.from.is_none_or(|f| day.is_some_and(|d| d >= f))
-                    && q.to.is_none_or(|t| day.is_some_and(|d| d <= t))
+                    && q.to.is_none_or(|t| day.is_some_and(|d| d <= t));
+                keep.then_some((id, r))
             })
-            .cloned()
             .collect();
-        out.sort_by_key(|r| {
-            std::cmp::Reverse(r.get("id").and_then(serde_json::Value::as_i64).unwrap_or(0))
-        });
-        out.truncate(usize::try_from(q.limit).unwrap_or(usize::MAX));
-        out
+        // Only the page is sorted: exports walk a hundred thousand fake records.
+        let limit = usize::try_from(q.limit).unwrap_or(usize::MAX);
+        if out.len() > limit {
+            out.select_nth_unstable_by_key(limit, |(id, _)| std::cmp::Reverse(*id));
+            out.truncate(limit);
+        }
+        out.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
+        out.into_iter().map(|(_, r)| r.clone()).collect()
     }
 }
 
@@ -153,13 +173,19 @@ impl Appliance for FakeAppliance {
         let mut s = self.state();
         let page = Self::page(&s.telegrams, &query);
         s.last_query = Some(query);
+        s.pages_read += 1;
         Ok(page)
+    }
+
+    async fn telegram_raw(&self, id: i64) -> Result<Option<Vec<u8>>, ApplianceError> {
+        Ok(self.state().telegram_raw.get(&id).cloned())
     }
 
     async fn alerts(&self, query: HistoryQuery) -> Result<Vec<serde_json::Value>, ApplianceError> {
         let mut s = self.state();
         let page = Self::page(&s.alerts, &query);
         s.last_query = Some(query);
+        s.pages_read += 1;
         Ok(page)
     }
 
@@ -220,6 +246,47 @@ impl Appliance for FakeAppliance {
             .into(),
             notes: Vec::new(),
         }))
+    }
+
+    async fn system(&self) -> Result<serde_json::Value, ApplianceError> {
+        Ok(serde_json::json!({
+            "version": "0.0.0-fake", "started_at": "2026-01-01T00:00:00Z", "uptime_s": 60,
+            "host": "fake", "settings_path": "/etc/eewgate/eewgate.toml",
+            "time": { "synchronised": true, "source": "fake" }, "features": [],
+        }))
+    }
+
+    async fn logs(&self) -> Result<String, ApplianceError> {
+        Ok(self.state().logs.clone())
+    }
+
+    async fn drills(&self) -> Result<serde_json::Value, ApplianceError> {
+        Ok(serde_json::json!({
+            "allowed": true,
+            "recorded": [{ "id": "bungo-2024", "title_ja": "豊後水道", "title_en": "Bungo Channel", "reports": 33 }],
+            "outputs": { "relay:1": false, "led": true, "audio": false, "mqtt": true },
+        }))
+    }
+
+    async fn operate(
+        &self,
+        op: crate::appliance::Operation,
+    ) -> Result<serde_json::Value, crate::appliance::OperationError> {
+        use crate::appliance::{Operation, OperationError};
+        let mut s = self.state();
+        if let Operation::Drill(d) = &op {
+            if s.alert_in_progress {
+                return Err(OperationError::Refused {
+                    code: "alert_in_progress",
+                    message: "an alert is in progress".into(),
+                });
+            }
+            if d.recorded.as_deref().is_some_and(|r| r != "bungo-2024") {
+                return Err(OperationError::Invalid("no such recorded event".into()));
+            }
+        }
+        s.operations.push(op);
+        Ok(serde_json::json!({ "ok": true }))
     }
 
     async fn audit(&self, entry: AuditEntry) -> Result<(), ApplianceError> {

@@ -57,17 +57,20 @@ mod assets;
 pub mod auth;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+mod history;
 pub mod openapi;
 mod server;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use appliance::{
-    Appliance, ApplianceError, AuditEntry, HistoryQuery, SettingChange, SettingsCheck,
-    SettingsDiff, SettingsEdit, SettingsProblem, SettingsSaved,
+    Appliance, ApplianceError, AuditEntry, DrillRequest, HistoryQuery, Operation, OperationError,
+    SettingChange, SettingsCheck, SettingsDiff, SettingsEdit, SettingsProblem, SettingsSaved,
 };
+pub use history::{CSV_ALERT_COLUMNS, CSV_TELEGRAM_COLUMNS, EXPORT_MAX_ROWS};
 pub use server::{ROUTES, RouteSpec};
 
 /// The session cookie's name.
@@ -153,6 +156,16 @@ impl<A: Appliance> WebUi<A> {
     /// client.
     pub fn router(&self) -> axum::Router {
         server::router(Arc::clone(&self.shared))
+    }
+
+    /// Serve over HTTPS on `listener` until the task is dropped (set [`Options::tls`] so
+    /// the session cookie is `Secure`).
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        config: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> std::io::Result<()> {
+        tls::serve(self.router(), listener, config).await
     }
 
     /// Serve on `listener` until the task is dropped.

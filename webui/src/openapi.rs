@@ -3,6 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::appliance::HistoryQuery;
+use crate::history::{CSV_ALERT_COLUMNS, CSV_TELEGRAM_COLUMNS, EXPORT_MAX_ROWS};
+
 fn error_response(description: &str) -> Value {
     json!({
         "description": description,
@@ -10,22 +13,37 @@ fn error_response(description: &str) -> Value {
     })
 }
 
-fn history_params() -> Value {
-    json!([
-        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } },
-        { "name": "before_id", "in": "query", "description": "Keyset paging: records with a smaller id (the previous page's next_before_id).", "schema": { "type": "integer", "minimum": 1 } },
-        { "name": "event_id", "in": "query", "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" } },
-        { "name": "from", "in": "query", "description": "First day (UTC), inclusive.", "schema": { "type": "string", "format": "date" } },
-        { "name": "to", "in": "query", "description": "Last day (UTC), inclusive.", "schema": { "type": "string", "format": "date" } }
-    ])
+/// The filters of a history table (`telegrams` or `alerts`).
+fn history_filters(table: &str) -> Vec<Value> {
+    let mut p = vec![
+        json!({ "name": "event_id", "in": "query", "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" } }),
+        json!({ "name": "from", "in": "query", "description": "First day (JST), inclusive.", "schema": { "type": "string", "format": "date" } }),
+        json!({ "name": "to", "in": "query", "description": "Last day (JST), inclusive.", "schema": { "type": "string", "format": "date" } }),
+    ];
+    if table == "telegrams" {
+        p.push(json!({ "name": "verdict", "in": "query", "description": "Only telegrams with this verdict (one value).", "schema": { "enum": HistoryQuery::VERDICTS } }));
+        p.push(json!({ "name": "kind", "in": "query", "description": "Only reports of this kind (one value; rejected telegrams and garbage have none).", "schema": { "enum": HistoryQuery::KINDS } }));
+    } else {
+        p.push(json!({ "name": "label", "in": "query", "description": "Only alerts with this label (one value).", "schema": { "enum": HistoryQuery::LABELS } }));
+    }
+    p
 }
 
-fn history_get(summary: &str) -> Value {
+fn history_params(table: &str) -> Value {
+    let mut p = vec![
+        json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }),
+        json!({ "name": "before_id", "in": "query", "description": "Keyset paging: records with a smaller id (the previous page's next_before_id).", "schema": { "type": "integer", "minimum": 1 } }),
+    ];
+    p.extend(history_filters(table));
+    Value::Array(p)
+}
+
+fn history_get(summary: &str, table: &str) -> Value {
     json!({
         "get": {
             "summary": summary,
             "security": [{ "session": [] }],
-            "parameters": history_params(),
+            "parameters": history_params(table),
             "responses": {
                 "200": { "description": "One page, newest first.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/HistoryPage" } } } },
                 "400": error_response("A query parameter is invalid (the message says which)."),
@@ -35,8 +53,151 @@ fn history_get(summary: &str) -> Value {
     })
 }
 
+fn history_export(table: &str) -> Value {
+    let mut params = vec![
+        json!({ "name": "format", "in": "query", "required": true, "schema": { "enum": ["csv", "json"] } }),
+        json!({ "name": "before_id", "in": "query", "description": "Start below this id (X-Eewgate-Export-Next-Before-Id of a cut export).", "schema": { "type": "integer", "minimum": 1 } }),
+    ];
+    params.extend(history_filters(table));
+    let columns = if table == "telegrams" {
+        CSV_TELEGRAM_COLUMNS
+    } else {
+        CSV_ALERT_COLUMNS
+    };
+    let header =
+        |description: &str, schema: Value| json!({ "description": description, "schema": schema });
+    json!({
+        "get": {
+            "summary": format!(
+                "Every {table} record the filters match, newest first, at most {EXPORT_MAX_ROWS}, as a download \
+                 (Content-Disposition: attachment; filename=\"eewgate-{table}-YYYYMMDD.csv\" or .json, the date in JST). \
+                 CSV: RFC 4180 (CRLF, header row, fields with a comma, quote or line break quoted), columns {}; \
+                 text starting with = + - @ (or tab, CR) is prefixed with ' so that spreadsheets do not run it. \
+                 JSON: one array of the records as the page API returns them.",
+                columns.join(", ")
+            ),
+            "security": [{ "session": [] }],
+            "parameters": params,
+            "responses": {
+                "200": {
+                    "description": "The file.",
+                    "headers": {
+                        "X-Eewgate-Export-Rows": header("Records in the file.", json!({ "type": "integer" })),
+                        "X-Eewgate-Export-Truncated": header("true when the bound cut the export.", json!({ "type": "boolean" })),
+                        "X-Eewgate-Export-Next-Before-Id": header("When cut: the before_id that goes on.", json!({ "type": "integer" }))
+                    },
+                    "content": {
+                        "text/csv": { "schema": { "type": "string" } },
+                        "application/json": { "schema": { "type": "array", "items": { "type": "object" } } }
+                    }
+                },
+                "400": error_response("A query parameter is invalid or format is missing (the message says which)."),
+                "401": error_response("No session.")
+            }
+        }
+    })
+}
+
 /// The document served at `/api/openapi.json`.
 pub fn document() -> Value {
+    let mut doc = base_document();
+    if let (Some(paths), Value::Object(more)) = (
+        doc.get_mut("paths").and_then(Value::as_object_mut),
+        operation_paths(),
+    ) {
+        paths.extend(more);
+    }
+    doc
+}
+
+/// The settings, system, drill and operator routes (a second literal: one `json!` for
+/// every path would pass the macro's recursion limit).
+fn operation_paths() -> Value {
+    json!({
+            "/api/system": { "get": {
+                "summary": "Version, uptime, host, settings file, time and its sync source.",
+                "security": [{ "session": [] }],
+                "responses": { "200": { "description": "The system.", "content": { "application/json": { "schema": { "type": "object" } } } }, "401": error_response("No session.") }
+            } },
+            "/api/system/logs": { "get": {
+                "summary": "The daemon's recent log lines (info and above, the last 5,000) as a text download. Audited.",
+                "security": [{ "session": [] }],
+                "responses": { "200": { "description": "A text file.", "content": { "text/plain": { "schema": { "type": "string" } } } }, "401": error_response("No session.") }
+            } },
+            "/api/system/config": { "get": {
+                "summary": "The settings file as a download (import: PUT /api/settings with its text).",
+                "security": [{ "session": [] }],
+                "responses": { "200": { "description": "The TOML file.", "content": { "application/toml": { "schema": { "type": "string" } } } }, "401": error_response("No session.") }
+            } },
+            "/api/drills": { "get": {
+                "summary": "The drills on offer: recorded events, which outputs include drills, and whether drills are allowed.",
+                "security": [{ "session": [] }],
+                "responses": { "200": { "description": "The drills.", "content": { "application/json": { "schema": { "type": "object" } } } }, "401": error_response("No session.") }
+            } },
+            "/api/drill": { "post": {
+                "summary": "Start a drill through every output that includes drills, labelled `drill` everywhere: a recorded real event replayed (times as if now), or a synthetic alert. Audited.",
+                "security": [{ "session": [], "csrf": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["confirm"], "properties": {
+                    "confirm": { "type": "boolean", "description": "Must be true: contacts may operate real equipment." },
+                    "recorded": { "type": "string" }, "class": { "type": "string" }, "seconds": { "type": "integer", "minimum": 1, "maximum": 120 }, "warning": { "type": "boolean" } } } } } },
+                "responses": {
+                    "200": { "description": "Started." },
+                    "400": error_response("No confirmation (`confirm_required`), neither or both of recorded and class, an unknown event or class."),
+                    "401": error_response("No session."),
+                    "403": error_response("Missing or wrong CSRF token."),
+                    "409": error_response("`alert_in_progress` (a real alert runs) or `drill_disabled` (alert.drill = false).")
+                }
+            } },
+            "/api/alert/reset": { "post": {
+                "summary": "End every running alarm: contacts whose release rule allows a reset open, the voice stops. Audited.",
+                "security": [{ "session": [], "csrf": [] }],
+                "responses": { "200": { "description": "Done; the engine's decisions." }, "401": error_response("No session."), "403": error_response("Missing or wrong CSRF token."), "409": error_response("The daemon's tasks are restarting (`not_running`).") }
+            } },
+            "/api/alert/silence": { "post": {
+                "summary": "Stop the voice now; contacts stay; a stronger update speaks again. Audited.",
+                "security": [{ "session": [], "csrf": [] }],
+                "responses": { "200": { "description": "Done; the engine's decisions." }, "401": error_response("No session."), "403": error_response("Missing or wrong CSRF token."), "409": error_response("The daemon's tasks are restarting (`not_running`).") }
+            } },
+            "/api/settings": {
+                "get": {
+                    "summary": "The settings file: its text, revision and parsed document (no secrets: those live in their own files).",
+                    "security": [{ "session": [] }],
+                    "responses": { "200": { "description": "The settings.", "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "editable": { "type": "boolean" }, "path": { "type": ["string", "null"] }, "revision": { "type": "string" },
+                        "text": { "type": "string" }, "document": { "type": "object" }, "apply_pending": { "type": ["string", "null"] } } } } } },
+                        "401": error_response("No session.") }
+                },
+                "put": {
+                    "summary": "Validate everything at once and, when valid, save atomically, audit with the diff, and apply (at once, or after the alert in progress).",
+                    "security": [{ "session": [], "csrf": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsEdit" } } } },
+                    "responses": {
+                        "200": { "description": "Saved.", "content": { "application/json": { "schema": { "type": "object", "properties": {
+                            "revision": { "type": "string" }, "diff": { "type": "array", "items": { "$ref": "#/components/schemas/SettingsDiff" } },
+                            "apply": { "enum": ["now", "after_alert"] }, "notes": { "type": "array", "items": { "type": "string" } } } } } } },
+                        "400": error_response("Neither or both of changes and text, or a malformed body."),
+                        "401": error_response("No session."),
+                        "403": error_response("Missing or wrong CSRF token."),
+                        "409": error_response("Changed meanwhile (`check` has the current revision)."),
+                        "422": error_response("Invalid: `check.problems` lists every problem with its path.")
+                    }
+                }
+            },
+            "/api/settings/check": { "post": {
+                "summary": "Check an edit without saving: every problem with its path, and the diff.",
+                "security": [{ "session": [], "csrf": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsEdit" } } } },
+                "responses": {
+                    "200": { "description": "The check.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsCheck" } } } },
+                    "400": error_response("Neither or both of changes and text, or a malformed body."),
+                    "401": error_response("No session."),
+                    "403": error_response("Missing or wrong CSRF token.")
+                }
+            } }
+    })
+}
+
+fn base_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -145,44 +306,21 @@ pub fn document() -> Value {
                 "security": [{ "session": [] }],
                 "responses": { "200": { "description": "An event stream.", "content": { "text/event-stream": { "schema": { "type": "string" } } } }, "401": error_response("No session.") }
             } },
-            "/api/history/telegrams": history_get("Received telegrams, newest first."),
-            "/api/history/alerts": history_get("Alerts, newest first."),
-            "/api/settings": {
-                "get": {
-                    "summary": "The settings file: its text, revision and parsed document (no secrets: those live in their own files).",
-                    "security": [{ "session": [] }],
-                    "responses": { "200": { "description": "The settings.", "content": { "application/json": { "schema": { "type": "object", "properties": {
-                        "editable": { "type": "boolean" }, "path": { "type": ["string", "null"] }, "revision": { "type": "string" },
-                        "text": { "type": "string" }, "document": { "type": "object" }, "apply_pending": { "type": ["string", "null"] } } } } } },
-                        "401": error_response("No session.") }
-                },
-                "put": {
-                    "summary": "Validate everything at once and, when valid, save atomically, audit with the diff, and apply (at once, or after the alert in progress).",
-                    "security": [{ "session": [], "csrf": [] }],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsEdit" } } } },
-                    "responses": {
-                        "200": { "description": "Saved.", "content": { "application/json": { "schema": { "type": "object", "properties": {
-                            "revision": { "type": "string" }, "diff": { "type": "array", "items": { "$ref": "#/components/schemas/SettingsDiff" } },
-                            "apply": { "enum": ["now", "after_alert"] }, "notes": { "type": "array", "items": { "type": "string" } } } } } } },
-                        "400": error_response("Neither or both of changes and text, or a malformed body."),
-                        "401": error_response("No session."),
-                        "403": error_response("Missing or wrong CSRF token."),
-                        "409": error_response("Changed meanwhile (`check` has the current revision)."),
-                        "422": error_response("Invalid: `check.problems` lists every problem with its path.")
-                    }
-                }
-            },
-            "/api/settings/check": { "post": {
-                "summary": "Check an edit without saving: every problem with its path, and the diff.",
-                "security": [{ "session": [], "csrf": [] }],
-                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsEdit" } } } },
+            "/api/history/telegrams": history_get("Received telegrams, newest first.", "telegrams"),
+            "/api/history/alerts": history_get("Alerts, newest first.", "alerts"),
+            "/api/history/telegrams/{id}/raw": { "get": {
+                "summary": "One telegram's bytes exactly as received, as text (bytes that are not UTF-8 become U+FFFD), shown inline.",
+                "security": [{ "session": [] }],
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }],
                 "responses": {
-                    "200": { "description": "The check.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsCheck" } } } },
-                    "400": error_response("Neither or both of changes and text, or a malformed body."),
+                    "200": { "description": "The telegram.", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                    "400": error_response("The id is not a positive whole number."),
                     "401": error_response("No session."),
-                    "403": error_response("Missing or wrong CSRF token.")
+                    "404": error_response("No such telegram (never received, or purged by retention).")
                 }
             } },
+            "/api/history/telegrams/export": history_export("telegrams"),
+            "/api/history/alerts/export": history_export("alerts"),
             "/api/openapi.json": { "get": {
                 "summary": "This document.",
                 "responses": { "200": { "description": "OpenAPI 3.1.", "content": { "application/json": { "schema": { "type": "object" } } } } }

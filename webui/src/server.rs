@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Query, Request, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
@@ -59,6 +59,12 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/", false, true),
     route("GET", "/index.html", false, true),
     route("GET", "/app.js", false, true),
+    route("GET", "/settings.js", false, true),
+    route("GET", "/history.js", false, true),
+    route("GET", "/tests.js", false, true),
+    route("GET", "/system.js", false, true),
+    route("GET", "/favicon.svg", false, true),
+    route("GET", "/favicon.ico", false, true),
     route("GET", "/app.css", false, true),
     route("GET", "/api/setup/state", false, true),
     route("POST", "/api/setup", false, true),
@@ -69,16 +75,26 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/events", true, false),
     route("GET", "/api/history/telegrams", true, false),
     route("GET", "/api/history/alerts", true, false),
+    route("GET", "/api/history/telegrams/{id}/raw", true, false),
+    route("GET", "/api/history/telegrams/export", true, false),
+    route("GET", "/api/history/alerts/export", true, false),
     route("GET", "/api/settings", true, false),
     route("POST", "/api/settings/check", true, false),
     route("PUT", "/api/settings", true, false),
+    route("GET", "/api/system", true, false),
+    route("GET", "/api/system/logs", true, false),
+    route("GET", "/api/system/config", true, false),
+    route("GET", "/api/drills", true, false),
+    route("POST", "/api/drill", true, false),
+    route("POST", "/api/alert/reset", true, false),
+    route("POST", "/api/alert/silence", true, false),
     route("GET", "/api/openapi.json", false, false),
 ];
 
 /// What every handler shares.
 #[derive(Debug)]
 pub(crate) struct Shared<A> {
-    appliance: Arc<A>,
+    pub(crate) appliance: Arc<A>,
     options: Options,
     /// `Some` while first-boot setup is pending.
     setup_code: Mutex<Option<String>>,
@@ -134,7 +150,7 @@ impl<A: Appliance> Shared<A> {
     }
 }
 
-type AppState<A> = Arc<Shared<A>>;
+pub(crate) type AppState<A> = Arc<Shared<A>>;
 
 /// An error answered as `{"error": code, "message": …}`.
 #[derive(Debug)]
@@ -146,7 +162,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -155,11 +171,11 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "web UI request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -229,6 +245,13 @@ fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppStat
         ("GET", "/api/settings") => return get(settings_get::<A>),
         ("PUT", "/api/settings") => return put(settings_save::<A>),
         ("POST", "/api/settings/check") => return post(settings_check::<A>),
+        ("GET", "/api/system") => return get(system::<A>),
+        ("GET", "/api/system/logs") => return get(system_logs::<A>),
+        ("GET", "/api/system/config") => return get(system_config::<A>),
+        ("GET", "/api/drills") => return get(drills::<A>),
+        ("POST", "/api/drill") => return post(drill::<A>),
+        ("POST", "/api/alert/reset") => return post(alert_reset::<A>),
+        ("POST", "/api/alert/silence") => return post(alert_silence::<A>),
         _ => {}
     }
     match path {
@@ -239,8 +262,11 @@ fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppStat
         "/api/session" => get(session::<A>),
         "/api/status" => get(status::<A>),
         "/api/events" => get(events::<A>),
-        "/api/history/telegrams" => get(history_telegrams::<A>),
-        "/api/history/alerts" => get(history_alerts::<A>),
+        "/api/history/telegrams" => get(crate::history::telegrams::<A>),
+        "/api/history/alerts" => get(crate::history::alerts::<A>),
+        "/api/history/telegrams/{id}/raw" => get(crate::history::telegram_raw::<A>),
+        "/api/history/telegrams/export" => get(crate::history::telegrams_export::<A>),
+        "/api/history/alerts/export" => get(crate::history::alerts_export::<A>),
         "/api/openapi.json" => get(openapi),
         _ => get(asset),
     }
@@ -397,7 +423,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// A logged-in administrator; for state-changing methods, with a valid CSRF token.
 #[derive(Debug)]
-struct Admin {
+pub(crate) struct Admin {
     session: String,
     csrf: String,
 }
@@ -654,7 +680,8 @@ async fn events<A: Appliance>(
 
 // ---------------------------------------------------------------- history
 
-/// Map and validate history query parameters.
+/// Map and validate the common history query parameters (the handlers, and the
+/// parameters of one table, are in `history.rs`).
 pub(crate) fn parse_history_query(
     params: &BTreeMap<String, String>,
 ) -> Result<HistoryQuery, String> {
@@ -712,56 +739,6 @@ pub(crate) fn parse_history_query(
         return Err("from must not be after to".to_owned());
     }
     Ok(q)
-}
-
-fn history_page(items: Vec<serde_json::Value>, limit: u32) -> Json<serde_json::Value> {
-    let full = items.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
-    let next = if full {
-        items
-            .last()
-            .and_then(|r| r.get("id"))
-            .and_then(serde_json::Value::as_i64)
-    } else {
-        None
-    };
-    Json(json!({ "items": items, "next_before_id": next }))
-}
-
-fn query_params(
-    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
-) -> Result<HistoryQuery, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    parse_history_query(&params).map_err(ApiError::bad_request)
-}
-
-async fn history_telegrams<A: Appliance>(
-    State(shared): State<AppState<A>>,
-    _admin: Admin,
-    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let q = query_params(params)?;
-    let limit = q.limit;
-    let items = shared
-        .appliance
-        .telegrams(q)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(history_page(items, limit))
-}
-
-async fn history_alerts<A: Appliance>(
-    State(shared): State<AppState<A>>,
-    _admin: Admin,
-    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let q = query_params(params)?;
-    let limit = q.limit;
-    let items = shared
-        .appliance
-        .alerts(q)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(history_page(items, limit))
 }
 
 // ---------------------------------------------------------------- settings
@@ -893,6 +870,194 @@ async fn settings_save<A: Appliance>(
                 .into_response())
         }
     }
+}
+
+// ---------------------------------------------------------------- system
+
+async fn system<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    shared
+        .appliance
+        .system()
+        .await
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// A download named after the appliance's day (JST).
+fn attachment(content_type: &'static str, name: &str, ext: &str, body: String) -> Response {
+    let now = DateTime::<Utc>::from(std::time::SystemTime::now());
+    let day = (now + chrono::TimeDelta::hours(9)).format("%Y%m%d");
+    let disposition = format!("attachment; filename=\"eewgate-{name}-{day}.{ext}\"");
+    match HeaderValue::from_str(&disposition) {
+        Ok(d) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (header::CONTENT_DISPOSITION, d),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+async fn system_logs<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    let text = shared.appliance.logs().await.map_err(ApiError::internal)?;
+    // Reading the logs is not a change, but who took them is worth knowing.
+    shared
+        .audit("logs_downloaded", "admin", client.describe())
+        .await;
+    Ok(attachment("text/plain; charset=utf-8", "log", "txt", text))
+}
+
+async fn system_config<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    let s = shared
+        .appliance
+        .settings()
+        .await
+        .map_err(ApiError::internal)?;
+    let text = s
+        .get("text")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(attachment(
+        "application/toml; charset=utf-8",
+        "settings",
+        "toml",
+        text,
+    ))
+}
+
+// ---------------------------------------------------------------- operations
+
+impl From<crate::OperationError> for ApiError {
+    fn from(e: crate::OperationError) -> Self {
+        match e {
+            crate::OperationError::Refused { code, message } => {
+                Self::new(StatusCode::CONFLICT, code, message)
+            }
+            crate::OperationError::Invalid(m) => Self::bad_request(m),
+            crate::OperationError::Failed(e) => Self::internal(e),
+        }
+    }
+}
+
+async fn drills<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    shared
+        .appliance
+        .drills()
+        .await
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// Carries out `op` and audits it as `action` (also when refused).
+async fn operate<A: Appliance>(
+    shared: &Shared<A>,
+    client: ClientAddr,
+    op: crate::Operation,
+    action: &str,
+    what: String,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match shared.appliance.operate(op).await {
+        Ok(v) => {
+            shared
+                .audit(action, "admin", format!("{what} {}", client.describe()))
+                .await;
+            Ok(Json(v))
+        }
+        Err(e) => {
+            shared
+                .audit(
+                    &format!("{action}_refused"),
+                    "admin",
+                    format!("{what}: {e} {}", client.describe()),
+                )
+                .await;
+            Err(e.into())
+        }
+    }
+}
+
+async fn drill<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+    body: Result<Json<crate::DrillRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body?;
+    if !req.confirm {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "confirm_required",
+            "a drill may operate contacts wired to real equipment: send \"confirm\": true",
+        ));
+    }
+    let what = match (&req.recorded, &req.class) {
+        (Some(r), None) => format!("drill of the recorded event {r}"),
+        (None, Some(c)) => format!(
+            "synthetic drill, class {c}, S wave in {} s{}",
+            req.seconds.unwrap_or(0),
+            if req.warning { ", warning" } else { "" }
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "name either a recorded event (recorded) or a class (class, seconds)",
+            ));
+        }
+    };
+    operate(
+        &shared,
+        client,
+        crate::Operation::Drill(req),
+        "drill_started",
+        what,
+    )
+    .await
+}
+
+async fn alert_reset<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    operate(
+        &shared,
+        client,
+        crate::Operation::Reset,
+        "alert_reset",
+        "reset".into(),
+    )
+    .await
+}
+
+async fn alert_silence<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    operate(
+        &shared,
+        client,
+        crate::Operation::Silence,
+        "alert_silenced",
+        "silence".into(),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -965,3 +965,176 @@ async fn settings_edits_must_be_one_kind_and_well_formed() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(fake.state().settings_revision, 1);
 }
+
+#[tokio::test]
+async fn drills_need_confirmation_and_are_audited() {
+    let (fake, router, cookie, csrf) = logged_in().await;
+    let r = send(&router, get("/api/drills", Some(&cookie))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let drills = json_body(r).await;
+    assert_eq!(drills["recorded"][0]["id"], "bungo-2024");
+
+    // Without the confirmation nothing happens.
+    let r = send(
+        &router,
+        authed(
+            Method::POST,
+            "/api/drill",
+            &cookie,
+            &csrf,
+            &json!({ "recorded": "bungo-2024" }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_body(r).await["error"], "confirm_required");
+    for bad in [
+        json!({ "confirm": true }),
+        json!({ "confirm": true, "recorded": "bungo-2024", "class": "5-" }),
+        json!({ "confirm": true, "recorded": "nowhere" }),
+        json!({ "confirm": true, "recorded": "bungo-2024", "extra": 1 }),
+    ] {
+        let r = send(
+            &router,
+            authed(Method::POST, "/api/drill", &cookie, &csrf, &bad),
+        )
+        .await;
+        // 422: a body of the wrong shape (axum's JSON data error); 400: a wrong request.
+        assert!(
+            r.status() == StatusCode::BAD_REQUEST || r.status() == StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad} → {}",
+            r.status()
+        );
+    }
+    assert!(fake.state().operations.is_empty());
+
+    let r = send(
+        &router,
+        authed(
+            Method::POST,
+            "/api/drill",
+            &cookie,
+            &csrf,
+            &json!({ "confirm": true, "recorded": "bungo-2024" }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = send(
+        &router,
+        authed(
+            Method::POST,
+            "/api/drill",
+            &cookie,
+            &csrf,
+            &json!({ "confirm": true, "class": "5-", "seconds": 20, "warning": true }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    {
+        let s = fake.state();
+        assert_eq!(s.operations.len(), 2);
+        let actions: Vec<&str> = s.audit.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(
+            actions.iter().filter(|a| **a == "drill_started").count(),
+            2,
+            "{actions:?}"
+        );
+        assert!(s.audit.iter().any(|a| {
+            a.detail
+                .contains("synthetic drill, class 5-, S wave in 20 s, warning")
+        }));
+    }
+
+    // During a real alert: refused (409), and the refusal is audited too.
+    fake.state().alert_in_progress = true;
+    let r = send(
+        &router,
+        authed(
+            Method::POST,
+            "/api/drill",
+            &cookie,
+            &csrf,
+            &json!({ "confirm": true, "recorded": "bungo-2024" }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(json_body(r).await["error"], "alert_in_progress");
+    assert_eq!(
+        fake.state().audit.last().unwrap().action,
+        "drill_started_refused"
+    );
+}
+
+#[tokio::test]
+async fn reset_and_silence_are_operations_and_audited() {
+    use eewgate_webui::Operation;
+    let (fake, router, cookie, csrf) = logged_in().await;
+    for (path, action) in [
+        ("/api/alert/silence", "alert_silenced"),
+        ("/api/alert/reset", "alert_reset"),
+    ] {
+        let req = Request::post(path)
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .body(Body::empty())
+            .unwrap();
+        let r = send(&router, req).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(fake.state().audit.last().unwrap().action, action);
+    }
+    assert_eq!(
+        fake.state().operations,
+        [Operation::Silence, Operation::Reset]
+    );
+}
+
+#[tokio::test]
+async fn system_info_log_download_and_settings_export() {
+    let (fake, router, cookie, _) = logged_in().await;
+    fake.state().logs = "2026-01-01T00:00:00Z INFO eewgate started\n".into();
+    fake.state().settings.insert("site.lat".into(), json!(35.0));
+    let r = send(&router, get("/api/system", Some(&cookie))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let sys = json_body(r).await;
+    assert!(
+        sys["version"].is_string() && sys["uptime_s"].is_number(),
+        "{sys}"
+    );
+
+    let r = send(&router, get("/api/system/logs", Some(&cookie))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let disposition = r.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"eewgate-log-")
+            && disposition.ends_with(".txt\""),
+        "{disposition}"
+    );
+    assert!(
+        r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(
+        text_body(r).await,
+        "2026-01-01T00:00:00Z INFO eewgate started\n"
+    );
+    assert_eq!(fake.state().audit.last().unwrap().action, "logs_downloaded");
+
+    let r = send(&router, get("/api/system/config", Some(&cookie))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let disposition = r.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.contains("eewgate-settings-") && disposition.ends_with(".toml\""),
+        "{disposition}"
+    );
+}

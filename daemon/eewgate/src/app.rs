@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use eew_core::engine::{Action, Decision, Engine, Input, OutputId};
+use eew_core::engine::{Action, Command, Decision, Engine, Input, OutputId};
 use eew_core::{InfoType, JstTime, Report, Status as ReportStatus};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -46,6 +46,19 @@ const CORE_PERIOD: Duration = Duration::from_millis(250);
 const MERGE_MEMORY: Duration = Duration::from_secs(600);
 /// At most this many reports are remembered by the merger.
 const MERGE_MAX: usize = 4096;
+
+/// Capacity of the queue of operator commands to the core loop.
+const COMMAND_QUEUE: usize = 64;
+
+/// An operator's request to the core loop (the web UI's buttons and drills).
+#[derive(Debug)]
+pub enum CoreCommand {
+    /// Silence, reset or a synthetic drill; the engine's decisions are sent back.
+    Engine(Command, tokio::sync::oneshot::Sender<Vec<Decision>>),
+    /// One report of a recorded event replayed as a drill, its times already shifted to
+    /// "as if now" (`crate::drills::plan`).
+    DrillReport(Box<Report>),
+}
 
 /// Options of `eewgate run` beyond the settings file.
 #[derive(Clone, Debug, Default)]
@@ -254,6 +267,13 @@ async fn run_generation(
             applied_at: Some(now_utc()),
             pending: None,
         },
+        output_names: cfg
+            .settings
+            .outputs
+            .relays
+            .iter()
+            .map(|r| (format!("relay:{}", r.id), r.name.clone()))
+            .collect(),
         ..Status::default()
     });
     let progress = Progress::new();
@@ -326,6 +346,7 @@ async fn run_generation(
 
     // The core loop.
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let (command_tx, command_rx) = mpsc::channel::<CoreCommand>(COMMAND_QUEUE);
     {
         let core = Core::new(
             cfg,
@@ -337,7 +358,10 @@ async fn run_generation(
         );
         let cancel = sup.token();
         let stall = opts.stall_core_after;
-        sup.spawn("core", core.run(link_rx, cancel, ready_tx, stall));
+        sup.spawn(
+            "core",
+            core.run(link_rx, command_rx, cancel, ready_tx, stall),
+        );
     }
 
     // Liveness: systemd watchdog and/or the hardware watchdog, and STATUS= lines.
@@ -409,6 +433,7 @@ async fn run_generation(
             history: webui_history,
             events: events.as_ref(),
             settings: &process.settings,
+            commands: command_tx,
         };
         crate::webui::attach(&mut process.webui, &mut sup, wiring).await;
     }
@@ -662,6 +687,7 @@ impl Core {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<LinkEvent>,
+        mut commands: mpsc::Receiver<CoreCommand>,
         cancel: CancellationToken,
         ready: tokio::sync::oneshot::Sender<()>,
         stall_after: Option<Duration>,
@@ -698,6 +724,7 @@ impl Core {
                         return Ok(());
                     }
                 },
+                Some(c) = commands.recv() => self.on_command(c),
                 () = tokio::time::sleep(sleep) => {}
             }
             if self.deadline.is_some_and(|d| d <= now_jst()) {
@@ -965,6 +992,30 @@ impl Core {
         }
     }
 
+    fn on_command(&mut self, c: CoreCommand) {
+        match c {
+            CoreCommand::Engine(command, reply) => {
+                tracing::info!(command = ?command, "operator command");
+                let step = self.engine.step(Input::Command(command), now_jst());
+                self.deadline = step.next_deadline;
+                self.print(json!({"type": "command", "command": command}));
+                let decisions = step.decisions.clone();
+                self.emit(step.actions, &step.decisions);
+                let _ = reply.send(decisions);
+            }
+            CoreCommand::DrillReport(report) => {
+                tracing::info!(event_id = %report.event_id, serial = report.serial, "drill report");
+                self.print(json!({
+                    "type": "telegram", "link": "drill", "verdict": "drill",
+                    "event_id": report.event_id.as_str(), "serial": report.serial,
+                }));
+                let step = self.engine.step(Input::DrillReport(report), now_jst());
+                self.deadline = step.next_deadline;
+                self.emit(step.actions, &step.decisions);
+            }
+        }
+    }
+
     fn is_replay(&self, link: &str) -> bool {
         self.replay_links.iter().any(|l| l == link)
     }
@@ -1129,11 +1180,13 @@ impl Core {
         let running = self.engine.running_alarms();
         let closed = self.engine.closed_relays();
         let led = self.engine.led();
+        let current = self.engine.current_alarm();
         self.status.send_if_modified(|s| {
             let new = crate::status::AlertStatus {
                 running,
                 closed_relays: closed,
                 led: Some(led),
+                current,
             };
             if s.alert == new {
                 false

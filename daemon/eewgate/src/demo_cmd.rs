@@ -42,50 +42,8 @@ pub struct DemoArgs {
     json: bool,
 }
 
-/// JMA's official sample set (2024-06-13 edition) for the 2024-04-17 Bungo-channel
-/// earthquake: 32 forecast reports (VXSE44) and the closing 取消, embedded so the demo runs
-/// from any directory. Provenance: daemon/core/tests/fixtures/telegrams/index.csv.
-macro_rules! bungo {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_bytes!(concat!("../../core/tests/fixtures/telegrams/", $name)))),*]
-    };
-}
-
-const TELEGRAMS: &[(&str, &[u8])] = bungo![
-    "jmaxml_vxse44_20240417_bungo_36_01_01_serial1_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_02_serial2_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_03_serial3_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_04_serial4_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_05_serial5_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_06_serial6_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_07_serial7_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_08_serial8_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_09_serial9_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_10_serial10_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_11_serial11_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_12_serial12_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_13_serial13_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_14_serial14_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_15_serial15_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_16_serial16_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_17_serial17_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_18_serial18_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_19_serial19_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_20_serial20_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_21_serial21_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_22_serial22_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_23_serial23_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_24_serial24_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_25_serial25_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_26_serial26_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_27_serial27_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_28_serial28_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_29_serial29_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_30_serial30_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_31_serial31_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_32_serial32_forecast.xml",
-    "jmaxml_vxse44_20240417_bungo_36_01_33_serial32_cancel.xml",
-];
+/// The embedded Bungo-channel series (`crate::drills`).
+const TELEGRAMS: &[(&str, &[u8])] = crate::drills::BUNGO_2024;
 
 /// How long the demo keeps running after the last telegram: the cancel's announcement
 /// and the contacts' hold times play out.

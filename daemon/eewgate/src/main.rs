@@ -12,12 +12,23 @@ fn main() -> ExitCode {
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .finish(std::io::stderr());
-    tracing_subscriber::fmt()
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_env_filter(
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_env("EEWGATE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        );
+    // The last lines at `info` in memory, for the web UI's log download.
+    let ring = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(eewgate::system::logring::RingWriter)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(ring)
         .init();
     match eewgate::cli::run() {
         Ok(code) => code,

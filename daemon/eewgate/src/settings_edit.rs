@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use eew_core::settings::SettingsError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike};
+use toml_edit::{ArrayOfTables, DocumentMut, InlineTable, Item, Table, TableLike};
 
 /// One key change: `value` `None` removes the key (its default applies again).
 #[derive(Clone, Debug, PartialEq)]
@@ -136,10 +136,31 @@ fn set_in(
         return Err(format!("{path}: empty path"));
     };
     if rest.is_empty() {
-        if seg.index.is_some() {
-            return Err(format!(
-                "{path}: a whole block cannot be replaced here; edit its keys, or the file's text"
-            ));
+        if let Some(i) = seg.index {
+            // `null` at a block removes it; a block is never replaced whole.
+            if value.is_some() {
+                return Err(format!(
+                    "{path}: a whole block cannot be replaced; edit its keys, or the file's text"
+                ));
+            }
+            let Some(item) = t.get_mut(seg.key) else {
+                return Err(format!("{path}: there is no block {}", seg.key));
+            };
+            let blocks = item
+                .as_array_of_tables_mut()
+                .ok_or_else(|| format!("{path}: {} is not a list of blocks", seg.key))?;
+            if i >= blocks.len() {
+                return Err(format!(
+                    "{path}: there are only {} {} blocks",
+                    blocks.len(),
+                    seg.key
+                ));
+            }
+            blocks.remove(i);
+            if blocks.is_empty() {
+                t.remove(seg.key);
+            }
+            return Ok(());
         }
         match value {
             None => {
@@ -164,6 +185,24 @@ fn set_in(
             },
         }
         return Ok(());
+    }
+    // A key of the block just after the last one adds a block (a new link or contact).
+    if let (Some(i), Some(_)) = (seg.index, &value) {
+        match t.get_mut(seg.key) {
+            None if i == 0 && !inline => {
+                let mut blocks = ArrayOfTables::new();
+                blocks.push(Table::new());
+                t.insert(seg.key, Item::ArrayOfTables(blocks));
+            }
+            Some(item) => {
+                if let Some(blocks) = item.as_array_of_tables_mut()
+                    && blocks.len() == i
+                {
+                    blocks.push(Table::new());
+                }
+            }
+            None => {}
+        }
     }
     if t.get(seg.key).is_none() {
         if seg.index.is_some() {
@@ -225,12 +264,22 @@ pub fn apply_changes(text: &str, changes: &[Change]) -> Result<String, Vec<Setti
         }]
     })?;
     let mut errors = Vec::new();
-    for c in changes {
+    // Block removals last, the highest index first, so the other changes' indices (as the
+    // page showed them) still name the blocks they meant.
+    let is_removal = |c: &&Change| c.value.is_none() && c.path.ends_with(']');
+    let mut removals: Vec<&Change> = changes.iter().filter(is_removal).collect();
+    removals.sort_by(|a, b| b.path.cmp(&a.path));
+    let ordered = changes.iter().filter(|c| !is_removal(c)).chain(removals);
+    for c in ordered {
         let result = parse_path(&c.path).and_then(|segs| {
             let value = c.value.as_ref().map(|v| to_toml(&c.path, v)).transpose()?;
             set_in(doc.as_table_mut(), false, &segs, value, &c.path)
         });
         if let Err(message) = result {
+            // The path is reported beside the message; do not repeat it inside.
+            let message = message
+                .strip_prefix(&format!("{}: ", c.path))
+                .map_or_else(|| message.clone(), str::to_owned);
             errors.push(SettingsError {
                 path: c.path.clone(),
                 message,
@@ -423,6 +472,48 @@ mod tests {
         assert!(errors[0].message.contains("only 2"), "{errors:?}");
         let bad_toml = apply_changes("[site\n", &[]).unwrap_err();
         assert_eq!(bad_toml.len(), 1);
+    }
+
+    #[test]
+    fn blocks_are_added_after_the_last_and_removed() {
+        let out = apply_changes(
+            TEXT,
+            &[
+                change("outputs.relay[2].id", json!(3)),
+                change("outputs.relay[2].min_class", json!("any")),
+                change("links.jma_tcp[0].name", json!("primary")),
+                change("links.jma_tcp[0].host", json!("192.0.2.1")),
+                change("links.jma_tcp[1].name", json!("secondary")),
+                change("outputs.relay[0]", json!(null)),
+            ],
+        )
+        .unwrap();
+        let table: toml::Table = out.parse().unwrap();
+        let relays = table["outputs"]["relay"].as_array().unwrap();
+        let ids: Vec<i64> = relays
+            .iter()
+            .map(|r| r["id"].as_integer().unwrap())
+            .collect();
+        assert_eq!(ids, [2, 3], "{out}");
+        let links = table["links"]["jma_tcp"].as_array().unwrap();
+        assert_eq!(links.len(), 2);
+        assert_eq!(links[0]["host"].as_str(), Some("192.0.2.1"));
+        assert!(out.contains("[[links.jma_tcp]]"), "{out}");
+        assert!(!out.contains("[links]\n"), "{out}");
+        // Not two past the end, not a missing block's removal.
+        let errors = apply_changes(
+            TEXT,
+            &[
+                change("outputs.relay[3].id", json!(4)),
+                change("outputs.relay[2]", json!(null)),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].message, "there are only 2 relay blocks");
+        // The last block removed takes its key with it.
+        let one = apply_changes("[[a]]\nx = 1\n", &[change("a[0]", json!(null))]).unwrap();
+        assert!(one.parse::<toml::Table>().unwrap().is_empty(), "{one}");
     }
 
     #[test]

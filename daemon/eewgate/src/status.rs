@@ -78,6 +78,8 @@ pub struct AlertStatus {
     pub closed_relays: Vec<u8>,
     /// The LED pattern.
     pub led: Option<eew_core::engine::LedPattern>,
+    /// The alarm the voice and the LED follow: class, arrival, flags.
+    pub current: Option<eew_core::engine::AlarmView>,
 }
 
 /// The settings the daemon runs with, and a saved change that waits.
@@ -87,7 +89,8 @@ pub struct SettingsStatus {
     pub revision: String,
     /// When it took effect.
     pub applied_at: Option<DateTime<Utc>>,
-    /// A saved change that is not in effect yet, and why (an alert in progress).
+    /// A saved change that is not in effect yet, and why: `waiting_for_alert_end` (an
+    /// alert is in progress or a contact is still closed).
     pub pending: Option<String>,
 }
 
@@ -118,6 +121,8 @@ pub struct Status {
     pub verification_overdue: Vec<String>,
     /// The settings in effect.
     pub settings: SettingsStatus,
+    /// What each output is connected to, for people (`relay:1` → `elevators`).
+    pub output_names: BTreeMap<String, String>,
 }
 
 impl Status {

@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeDelta};
+use eew_core::Intensity;
+use eew_core::engine::{Command, DrillSpec};
 use eew_core::settings::Walker;
 use eewgate_webui::{
-    Appliance, ApplianceError, AuditEntry, HistoryQuery, Options, SettingsCheck, SettingsDiff,
-    SettingsEdit, SettingsProblem, SettingsSaved, WebUi,
+    Appliance, ApplianceError, AuditEntry, HistoryQuery, Operation, OperationError, Options,
+    SettingsCheck, SettingsDiff, SettingsEdit, SettingsProblem, SettingsSaved, WebUi,
 };
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, watch};
@@ -37,7 +39,14 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/eewgate";
 /// The administrator's password hash (a PHC string), in `state_dir`.
 pub const HASH_FILE: &str = "webui-admin.hash";
 
-const KEYS: &[&str] = &["enabled", "listen", "state_dir"];
+const KEYS: &[&str] = &[
+    "enabled",
+    "listen",
+    "state_dir",
+    "https",
+    "cert_file",
+    "key_file",
+];
 
 /// `[webui]`: the local web UI.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,8 +55,15 @@ pub struct WebUiConfig {
     pub enabled: bool,
     /// Where it listens.
     pub listen: SocketAddr,
-    /// Directory of [`HASH_FILE`].
+    /// Directory of [`HASH_FILE`] (and of the generated HTTPS certificate).
     pub state_dir: PathBuf,
+    /// Served over HTTPS (the session cookie is then `Secure`).
+    pub https: bool,
+    /// The operator's certificate chain (PEM); without it, a self-signed certificate is
+    /// generated on first boot (`crate::webui_tls`).
+    pub cert_file: Option<PathBuf>,
+    /// The operator's private key (PEM, mode 600).
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for WebUiConfig {
@@ -56,6 +72,9 @@ impl Default for WebUiConfig {
             enabled: false,
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            https: false,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
@@ -105,6 +124,46 @@ pub fn section(w: &mut Walker, table: &Table, base: &Path) -> WebUiConfig {
             out.state_dir = base.join(s);
         }
     }
+    if let Some((p, v)) = w.get(t, "webui", "https")
+        && let Some(b) = w.bool_at(&p, v)
+    {
+        out.https = b;
+    }
+    let file = |w: &mut Walker, key: &str, secret: bool| -> Option<PathBuf> {
+        let (p, v) = w.get(t, "webui", key)?;
+        let s = w.str_at(&p, v)?;
+        let path = base.join(s);
+        let checked = if secret {
+            crate::config::read_secret(&path).map(|_| ())
+        } else {
+            std::fs::metadata(&path)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        };
+        match checked {
+            Ok(()) => Some(path),
+            Err(e) => {
+                w.error(p, format!("{e:#}"));
+                None
+            }
+        }
+    };
+    out.cert_file = file(w, "cert_file", false);
+    out.key_file = file(w, "key_file", true);
+    let given = |k: &str| t.get(k).is_some();
+    if given("cert_file") != given("key_file") {
+        w.error(
+            "webui.cert_file",
+            "give cert_file and key_file together (or neither: a self-signed certificate \
+             is generated)",
+        );
+    }
+    if (given("cert_file") || given("key_file")) && !out.https {
+        w.error(
+            "webui.https",
+            "a certificate is given: set https = true to use it",
+        );
+    }
     w.unknown_keys(t, "webui", KEYS);
     out
 }
@@ -152,9 +211,40 @@ pub struct DaemonAppliance {
     hash_file: PathBuf,
     history: Arc<std::sync::Mutex<Option<HistoryWriter>>>,
     settings: Arc<SettingsFile>,
+    commands: Commands,
+}
+
+/// The way to the core loop of the tasks running now (refilled by every restart).
+#[derive(Clone, Debug, Default)]
+pub struct Commands(
+    Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Sender<crate::app::CoreCommand>>>>,
+);
+
+impl Commands {
+    fn set(&self, tx: tokio::sync::mpsc::Sender<crate::app::CoreCommand>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+    }
+
+    /// The sender, when the daemon's tasks run.
+    pub fn get(&self) -> Option<tokio::sync::mpsc::Sender<crate::app::CoreCommand>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl DaemonAppliance {
+    /// Operator commands go to the core loop through `commands`.
+    #[must_use]
+    pub fn with_commands(mut self, commands: Commands) -> Self {
+        self.commands = commands;
+        self
+    }
+
     /// An appliance reading `db` (opened read-only on first use), keeping the password
     /// hash in `hash_file`, auditing into `history` (logged only while `None`; the slot is
     /// refilled by every restart of the daemon's tasks), editing `settings`, with status
@@ -173,7 +263,31 @@ impl DaemonAppliance {
             hash_file,
             history,
             settings,
+            commands: Commands::default(),
         }
+    }
+
+    /// The engine settings of the file on disk (what the running tasks use, unless a
+    /// saved change still waits): `None` when it cannot be read.
+    async fn rules(&self) -> Option<eew_core::settings::Settings> {
+        let (path, text) = self.read_settings().await.ok()?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+        tokio::task::spawn_blocking(move || crate::config::parse_daemon(&text, &base).ok())
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.settings)
+    }
+
+    /// A real (not exercise) alarm runs: the alarm the outputs follow is real (a real
+    /// alarm always outranks an exercise).
+    fn real_alert_in_progress(&self) -> bool {
+        let s = self.status.borrow();
+        s.get("alert")
+            .and_then(|a| a.get("current"))
+            .and_then(|c| c.get("label"))
+            .and_then(Value::as_str)
+            == Some("real")
     }
 
     fn alert_in_progress(&self) -> bool {
@@ -268,11 +382,12 @@ pub fn status_json(s: &Status) -> Value {
     v
 }
 
-/// A UI query as a store page: `to` is inclusive (the whole day, UTC).
+/// A UI query as a store page: days are JST days (the building's), `to` inclusive.
 pub fn page_query(q: &HistoryQuery) -> PageQuery {
+    const JST_OFFSET_MS: i64 = 9 * 3_600_000;
     let day_ms = |d: NaiveDate| {
         d.and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_millis())
+            .map(|t| t.and_utc().timestamp_millis() - JST_OFFSET_MS)
     };
     PageQuery {
         before_id: q.before_id,
@@ -283,6 +398,9 @@ pub fn page_query(q: &HistoryQuery) -> PageQuery {
             .to
             .and_then(|d| d.checked_add_signed(TimeDelta::days(1)))
             .and_then(day_ms),
+        verdict: q.verdict.clone(),
+        kind: q.kind.clone(),
+        label: q.label.clone(),
     }
 }
 
@@ -340,6 +458,14 @@ impl Appliance for DaemonAppliance {
                 Ok(v)
             })
             .collect()
+    }
+
+    async fn telegram_raw(&self, id: i64) -> Result<Option<Vec<u8>>, ApplianceError> {
+        self.store()
+            .await?
+            .telegram_raw(id)
+            .await
+            .map_err(|e| failed("reading the telegram", e))
     }
 
     async fn get_admin_hash(&self) -> Result<Option<String>, ApplianceError> {
@@ -436,6 +562,158 @@ impl Appliance for DaemonAppliance {
         }))
     }
 
+    async fn system(&self) -> Result<Value, ApplianceError> {
+        let status = self.status.borrow().clone();
+        let started_at = status.get("started_at").cloned().unwrap_or(Value::Null);
+        let uptime_s = started_at
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| {
+                (now_utc() - t.with_timezone(&chrono::Utc))
+                    .num_seconds()
+                    .max(0)
+            });
+        let mut time = status.get("time").cloned().unwrap_or_else(|| json!({}));
+        // Which clock discipline the figures come from.
+        let source = if time.get("since_last_sync_s").is_some_and(|v| !v.is_null()) {
+            "systemd-timesyncd"
+        } else {
+            "kernel clock status (adjtimex)"
+        };
+        if let Value::Object(m) = &mut time {
+            m.insert("source".into(), json!(source));
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let mut features = Vec::new();
+        if cfg!(feature = "alsa") {
+            features.push("alsa");
+        }
+        if cfg!(feature = "rpi") {
+            features.push("rpi");
+        }
+        Ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "started_at": started_at,
+            "uptime_s": uptime_s,
+            "host": host,
+            "settings_path": self.settings.path.as_ref().map(|p| p.display().to_string()),
+            "settings": status.get("settings").cloned().unwrap_or(Value::Null),
+            "time": time,
+            "features": features,
+        }))
+    }
+
+    async fn logs(&self) -> Result<String, ApplianceError> {
+        Ok(crate::system::logring::ring().text())
+    }
+
+    async fn drills(&self) -> Result<Value, ApplianceError> {
+        let rules = self.rules().await;
+        let recorded: Vec<Value> = crate::drills::RECORDED
+            .iter()
+            .map(|r| {
+                json!({"id": r.id, "title_ja": r.title_ja, "title_en": r.title_en,
+                       "reports": r.telegrams.len()})
+            })
+            .collect();
+        let (allowed, outputs) = match &rules {
+            Some(s) => {
+                let o = &s.outputs;
+                let mut outputs = serde_json::Map::new();
+                for r in &o.relays {
+                    outputs.insert(
+                        format!("relay:{}", r.id),
+                        json!(r.enabled && r.trigger.include.drill),
+                    );
+                }
+                outputs.insert(
+                    "audio".into(),
+                    json!(o.audio.enabled && o.audio.trigger.include.drill),
+                );
+                outputs.insert(
+                    "led".into(),
+                    json!(o.led.enabled && o.led.trigger.include.drill),
+                );
+                outputs.insert(
+                    "mqtt".into(),
+                    json!(o.mqtt.enabled && o.mqtt.trigger.include.drill),
+                );
+                (s.alert.drill, Value::Object(outputs))
+            }
+            None => (false, json!({})),
+        };
+        Ok(json!({"allowed": allowed, "recorded": recorded, "outputs": outputs}))
+    }
+
+    async fn operate(&self, op: Operation) -> Result<Value, OperationError> {
+        let not_running = || OperationError::Refused {
+            code: "not_running",
+            message: "the daemon's tasks are restarting; try again in a moment".into(),
+        };
+        let tx = self.commands.get().ok_or_else(not_running)?;
+        let command = match op {
+            Operation::Reset => Command::Reset,
+            Operation::Silence => Command::Silence,
+            Operation::Drill(req) => {
+                if self.real_alert_in_progress() {
+                    return Err(OperationError::Refused {
+                        code: "alert_in_progress",
+                        message: "a real alert is in progress: no drill now".into(),
+                    });
+                }
+                if !self.rules().await.is_some_and(|s| s.alert.drill) {
+                    return Err(OperationError::Refused {
+                        code: "drill_disabled",
+                        message: "drills are not allowed by the settings (alert.drill = false)"
+                            .into(),
+                    });
+                }
+                if let Some(id) = &req.recorded {
+                    return start_recorded_drill(tx, id);
+                }
+                let class = req
+                    .class
+                    .as_deref()
+                    .and_then(|c| Intensity::ALL.into_iter().find(|i| i.as_str() == c))
+                    .ok_or_else(|| {
+                        OperationError::Invalid(
+                            "class must be one of \"0\" … \"4\", \"5-\", \"5+\", \"6-\", \"6+\", \"7\"".into(),
+                        )
+                    })?;
+                let seconds = req.seconds.unwrap_or(20);
+                if !(1..=120).contains(&seconds) {
+                    return Err(OperationError::Invalid(
+                        "seconds must be from 1 to 120".into(),
+                    ));
+                }
+                Command::Drill(DrillSpec {
+                    class,
+                    seconds,
+                    long_period_class: None,
+                    warning: req.warning,
+                })
+            }
+        };
+        let (reply_tx, reply) = tokio::sync::oneshot::channel();
+        tx.try_send(crate::app::CoreCommand::Engine(command, reply_tx))
+            .map_err(|_| not_running())?;
+        let decisions = tokio::time::timeout(std::time::Duration::from_secs(5), reply)
+            .await
+            .map_err(|_| {
+                OperationError::Failed(ApplianceError("the core loop did not answer".into()))
+            })?
+            .map_err(|_| not_running())?;
+        if decisions.iter().any(|d| d.outcome == "drill_disabled") {
+            return Err(OperationError::Refused {
+                code: "drill_disabled",
+                message: "drills are not allowed by the settings (alert.drill = false)".into(),
+            });
+        }
+        Ok(json!({"ok": true, "decisions": decisions}))
+    }
+
     async fn audit(&self, entry: AuditEntry) -> Result<(), ApplianceError> {
         tracing::info!(who = %entry.who, action = %entry.action, detail = %entry.detail, "audit");
         let history = self
@@ -457,6 +735,43 @@ impl Appliance for DaemonAppliance {
     }
 }
 
+/// Replays a recorded event as a drill: each report at its planned moment, until the
+/// plan is done or the daemon's tasks stop (the core loop's queue closes).
+fn start_recorded_drill(
+    tx: tokio::sync::mpsc::Sender<crate::app::CoreCommand>,
+    id: &str,
+) -> Result<Value, OperationError> {
+    let recorded = crate::drills::RECORDED
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| OperationError::Invalid(format!("no recorded event {id:?}")))?;
+    let plan = crate::drills::plan(recorded, crate::system::clock::now_jst())
+        .map_err(|e| OperationError::Failed(ApplianceError(e)))?;
+    let span = plan.last().map_or(0, |(at, _)| at.as_secs());
+    let reports = plan.len();
+    tracing::info!(
+        drill = id,
+        reports,
+        span_s = span,
+        "drill of a recorded event started"
+    );
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        for (at, report) in plan {
+            tokio::time::sleep_until(start + at).await;
+            if tx
+                .send(crate::app::CoreCommand::DrillReport(Box::new(report)))
+                .await
+                .is_err()
+            {
+                tracing::info!("drill stopped: the daemon's tasks stopped");
+                return;
+            }
+        }
+    });
+    Ok(json!({"ok": true, "recorded": id, "reports": reports, "span_s": span}))
+}
+
 /// Everything [`attach`] needs from the composition root, per start of the daemon's tasks.
 #[derive(Debug)]
 pub(crate) struct Wiring<'a> {
@@ -467,6 +782,7 @@ pub(crate) struct Wiring<'a> {
     pub history: Option<HistoryWriter>,
     pub events: Option<&'a EventPrinter>,
     pub settings: &'a Arc<SettingsFile>,
+    pub commands: tokio::sync::mpsc::Sender<crate::app::CoreCommand>,
 }
 
 /// The web UI server, which outlives the restarts that apply saved settings: sessions
@@ -477,6 +793,7 @@ pub(crate) struct Host {
     key: (WebUiConfig, PathBuf),
     json_tx: Arc<watch::Sender<Value>>,
     history: Arc<std::sync::Mutex<Option<HistoryWriter>>>,
+    commands: Commands,
     fault: Option<String>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -518,17 +835,36 @@ async fn build(w: &Wiring<'_>) -> Host {
         key: (w.cfg.clone(), w.db.to_owned()),
         json_tx: Arc::new(watch::channel(status_json(&w.status.borrow())).0),
         history: Arc::new(std::sync::Mutex::new(None)),
+        commands: Commands::default(),
         fault: None,
         server: None,
     };
-    let appliance = Arc::new(DaemonAppliance::new(
-        host.json_tx.subscribe(),
-        w.db.to_owned(),
-        w.cfg.hash_file(),
-        Arc::clone(&host.history),
-        Arc::clone(w.settings),
-    ));
-    let ui = match WebUi::new(appliance, Options::default()).await {
+    let appliance = Arc::new(
+        DaemonAppliance::new(
+            host.json_tx.subscribe(),
+            w.db.to_owned(),
+            w.cfg.hash_file(),
+            Arc::clone(&host.history),
+            Arc::clone(w.settings),
+        )
+        .with_commands(host.commands.clone()),
+    );
+    let tls = if w.cfg.https {
+        match crate::webui_tls::load_or_generate(w.cfg) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                host.fault = Some(format!("HTTPS: {e}"));
+                return host;
+            }
+        }
+    } else {
+        None
+    };
+    let options = Options {
+        tls: tls.is_some(),
+        ..Options::default()
+    };
+    let ui = match WebUi::new(appliance, options).await {
         Ok(ui) => ui,
         Err(e) => {
             host.fault = Some(format!("cannot start: {e}"));
@@ -536,8 +872,27 @@ async fn build(w: &Wiring<'_>) -> Host {
         }
     };
     let listen = w.cfg.listen;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(t) = &tls {
+        // Printed at every start: the installer compares it with what the browser shows.
+        let line = format!(
+            "eewgate web UI certificate{} {}: SHA-256 {}",
+            if t.generated { " (generated)" } else { "" },
+            t.cert_file.display(),
+            t.fingerprint
+        );
+        eprintln!("{line}");
+        tracing::warn!("{line}");
+        if let Some(p) = w.events {
+            p.send(
+                json!({"type": "webui_certificate", "fingerprint": t.fingerprint,
+                "file": t.cert_file.display().to_string(), "generated": t.generated}),
+            );
+        }
+    }
     if let Some(code) = ui.setup_code() {
-        let line = format!("eewgate web UI first-boot setup code: {code} — open http://{listen}/");
+        let line =
+            format!("eewgate web UI first-boot setup code: {code} — open {scheme}://{listen}/");
         eprintln!("{line}");
         tracing::warn!("{line}");
         if let Some(p) = w.events {
@@ -551,11 +906,15 @@ async fn build(w: &Wiring<'_>) -> Host {
             return host;
         }
     };
-    tracing::info!(listen = %listen, "web UI listening");
+    tracing::info!(listen = %listen, scheme, "web UI listening");
     // Aborted when the host is dropped (shutdown, or a change of its own section).
     // Live-status streams (SSE) never end by themselves, so there is no graceful drain.
     host.server = Some(tokio::spawn(async move {
-        if let Err(e) = ui.serve(listener).await {
+        let served = match tls {
+            Some(t) => ui.serve_tls(listener, t.config).await,
+            None => ui.serve(listener).await,
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "web UI server stopped");
         }
     }));
@@ -580,6 +939,7 @@ pub(crate) async fn attach(host: &mut Option<Host>, sup: &mut Supervisor, w: Wir
     *h.history
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = w.history.clone();
+    h.commands.set(w.commands.clone());
     match &h.fault {
         Some(detail) => fault(&w, detail, fresh),
         None => w.status_tx.send_modify(|s| {
@@ -674,6 +1034,30 @@ mod tests {
     }
 
     #[test]
+    fn https_keys_are_checked_together() {
+        let dir = std::env::temp_dir().join(format!("eewgate-webui-https-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("c.pem"), "x").unwrap();
+        let (cfg, e) = parse("[webui]\nhttps = true\n", &dir);
+        assert!(e.is_empty(), "{e:?}");
+        assert!(cfg.https && cfg.cert_file.is_none());
+        let (_, e) = parse("[webui]\nhttps = true\ncert_file = \"c.pem\"\n", &dir);
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("webui.cert_file:") && l.contains("together")),
+            "{e:?}"
+        );
+        let (_, e) = parse(
+            "[webui]\ncert_file = \"c.pem\"\nkey_file = \"missing.pem\"\nhttps = \"yes\"\n",
+            &dir,
+        );
+        assert!(e.iter().any(|l| l.starts_with("webui.key_file:")), "{e:?}");
+        assert!(e.iter().any(|l| l.starts_with("webui.https:")), "{e:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_hash_file_is_written_atomically_and_privately() {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("eewgate-webui-hash-{}", std::process::id()));
@@ -703,12 +1087,14 @@ mod tests {
             event_id: Some("20240417231417".to_owned()),
             from: NaiveDate::from_ymd_opt(2024, 4, 17),
             to: NaiveDate::from_ymd_opt(2024, 4, 17),
+            ..HistoryQuery::default()
         };
         let p = page_query(&q);
         assert_eq!(p.before_id, Some(42));
         assert_eq!(p.limit, HistoryQuery::MAX_LIMIT);
-        assert_eq!(p.from_ms, Some(1_713_312_000_000));
-        assert_eq!(p.to_ms, Some(1_713_312_000_000 + 86_400_000));
+        // 2024-04-17 00:00 JST is 2024-04-16 15:00 UTC.
+        assert_eq!(p.from_ms, Some(1_713_279_600_000));
+        assert_eq!(p.to_ms, Some(1_713_279_600_000 + 86_400_000));
         assert_eq!(page_query(&HistoryQuery::default()).to_ms, None);
     }
 }

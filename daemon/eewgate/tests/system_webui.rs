@@ -177,6 +177,48 @@ fn http(
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
+    exchange(&mut stream, addr, method, path, headers, body)
+}
+
+/// The same over TLS, trusting exactly the certificate in `cert_pem` (what an installer
+/// does after comparing its fingerprint).
+fn https(
+    addr: SocketAddr,
+    cert_pem: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Response {
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    exchange(&mut tls, addr, method, path, headers, body)
+}
+
+fn exchange(
+    stream: &mut (impl Read + Write),
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Response {
     let body = body.map(Value::to_string).unwrap_or_default();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -192,9 +234,12 @@ fn http(
     req.push_str(&body);
     stream.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    // A TLS peer closing without close_notify is an error at the very end: keep what came.
+    let _ = stream.read_to_end(&mut raw);
     let text = String::from_utf8(raw).unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("an HTTP response: {text:?}"));
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -485,6 +530,8 @@ fn a_saved_threshold_is_validated_audited_and_applied_after_the_alert() {
         "name = \"elevators\"\n",
         "name = \"elevators\"  # lift bank A\nhold_s = 15\n",
     );
+    // Paced so the alarm still runs while the test looks at it (the cancel comes ~10 s in).
+    let text = text.replace("interval_ms = 20\n", "interval_ms = 300\n");
     std::fs::write(&cfg, &text).unwrap();
 
     let mut daemon = Daemon::start(&cfg);
@@ -513,6 +560,12 @@ fn a_saved_threshold_is_validated_audited_and_applied_after_the_alert() {
     let revision = settings["revision"].as_str().unwrap().to_owned();
     let status = http(addr, "GET", "/api/status", &auth, None).json();
     assert_eq!(status["settings"]["revision"], revision.as_str());
+    // The dashboard's current alert: the alarm the voice and the LED follow.
+    let current = &status["alert"]["current"];
+    assert_eq!(current["event_id"], "20240417231454", "{status:#}");
+    assert_eq!(current["label"], "real");
+    assert!(current["class"].is_string(), "{current:#}");
+    assert!(current["serial"].as_u64().unwrap() >= 1, "{current:#}");
 
     // Two bad values: both reported with their paths, nothing written.
     let bad = json!({"revision": revision, "changes": [
@@ -631,4 +684,250 @@ fn a_saved_threshold_is_validated_audited_and_applied_after_the_alert() {
         .collect();
     assert_eq!(versions.len(), 2, "{versions:#?}");
     assert_eq!(versions[0]["text"], on_disk.as_str(), "the newest first");
+}
+
+/// HTTPS with a certificate generated on first boot: its fingerprint on the console and
+/// as an event, the key private, setup and login over TLS with a `Secure` cookie, plain
+/// HTTP refused, and the same certificate again at the next start.
+#[test]
+fn https_with_a_self_signed_certificate_made_on_first_boot() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("https");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = config(&dir, port);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "state_dir = \"state\"\n",
+        "state_dir = \"state\"\nhttps = true\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+
+    let mut daemon = Daemon::start(&cfg);
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .any(|v| v["type"] == "webui")
+            && l.iter().any(|v| v["type"] == "webui_certificate")),
+        "{:#?}",
+        daemon.seen
+    );
+    let cert_line = daemon
+        .seen
+        .iter()
+        .find(|v| v["type"] == "webui_certificate")
+        .unwrap()
+        .clone();
+    assert_eq!(cert_line["generated"], true);
+    let fingerprint = cert_line["fingerprint"].as_str().unwrap().to_owned();
+    let code = daemon.seen.iter().find(|v| v["type"] == "webui").unwrap()["setup_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pem = std::fs::read_to_string(dir.join("state/webui-cert.pem")).unwrap();
+    let key_mode = std::fs::metadata(dir.join("state/webui-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    wait_listening(addr);
+
+    let r = https(addr, &pem, "GET", "/api/setup/state", &[], None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["setup_required"], true);
+    let body = json!({"setup_code": code, "password": PASSWORD});
+    assert_eq!(
+        https(addr, &pem, "POST", "/api/setup", &[], Some(&body)).status,
+        200
+    );
+    let r = https(
+        addr,
+        &pem,
+        "POST",
+        "/api/login",
+        &[],
+        Some(&json!({"password": PASSWORD})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let cookie = r.header("set-cookie").unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let r = https(
+        addr,
+        &pem,
+        "GET",
+        "/api/status",
+        &[("Cookie", &session)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Plain HTTP on the HTTPS port gets no page.
+    let mut plain = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain
+        .write_all(format!("GET /api/setup/state HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(
+        !String::from_utf8_lossy(&got).contains("setup_required"),
+        "{got:?}"
+    );
+    daemon.stop();
+
+    // The next start keeps the certificate.
+    let mut daemon = Daemon::start(&cfg);
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .any(|v| v["type"] == "webui_certificate")),
+        "{:#?}",
+        daemon.seen
+    );
+    let again = daemon
+        .seen
+        .iter()
+        .find(|v| v["type"] == "webui_certificate")
+        .unwrap()
+        .clone();
+    assert_eq!(again["generated"], false);
+    assert_eq!(again["fingerprint"], fingerprint.as_str());
+    daemon.stop();
+}
+
+/// Drills from the web UI through the real daemon: only with the confirmation, only the
+/// contacts that include drills, labelled `drill` on every action; a reset ends it; a
+/// recorded real event replays as a drill; every step audited.
+#[test]
+fn drills_and_reset_from_the_web_ui() {
+    let dir = scratch("drills");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let closed = free_port(); // nothing listens: the link is down, which drills do not need
+    let text = format!(
+        "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+         [[outputs.relay]]\nid = 1\nname = \"PA\"\nmin_class = \"3\"\ninclude = {{ drill = true }}\n\
+         [[outputs.relay]]\nid = 2\nname = \"gas\"\nmin_class = \"3\"\n\
+         [storage]\npath = \"history.db\"\n[time]\nrequire_sync = false\n\
+         [hardware]\nbackend = \"sim\"\n\
+         [webui]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n\
+         [[links.jma_tcp]]\nname = \"primary\"\nhost = \"127.0.0.1\"\nport = {closed}\n"
+    );
+    let cfg = dir.join("eewgate.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start(&cfg);
+    let (cookie, csrf) = set_up_and_log_in(&mut daemon, addr);
+    let auth = [("Cookie", cookie.as_str())];
+    let change = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+
+    let drills = http(addr, "GET", "/api/drills", &auth, None).json();
+    assert_eq!(drills["allowed"], true, "{drills:#}");
+    assert_eq!(drills["outputs"]["relay:1"], true);
+    assert_eq!(drills["outputs"]["relay:2"], false);
+    assert!(
+        drills["recorded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "bungo-2024")
+    );
+
+    let synthetic = json!({"class": "5-", "seconds": 20});
+    let r = http(addr, "POST", "/api/drill", &change, Some(&synthetic));
+    assert_eq!(r.status, 400, "no confirmation: {r:?}");
+    let mut confirmed = synthetic.clone();
+    confirmed["confirm"] = json!(true);
+    let r = http(addr, "POST", "/api/drill", &change, Some(&confirmed));
+    assert_eq!(r.status, 200, "{r:?}");
+    let on = |seen: &[Value]| {
+        seen.iter()
+            .any(|v| v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "on")
+    };
+    assert!(
+        daemon.until(Duration::from_secs(10), on),
+        "{:#?}",
+        daemon.seen
+    );
+    // Every action of an event (the LED's fault pattern for the down link is not one).
+    let actions: Vec<&Value> = daemon
+        .seen
+        .iter()
+        .filter(|v| v["type"] == "action" && !v["event_id"].is_null())
+        .collect();
+    assert!(!actions.is_empty());
+    assert!(
+        actions.iter().all(|a| a["label"] == "drill"),
+        "{actions:#?}"
+    );
+    assert!(
+        !actions.iter().any(|a| a["output"] == "relay:2"),
+        "the gas contact does not include drills: {actions:#?}"
+    );
+    let status = http(addr, "GET", "/api/status", &auth, None).json();
+    assert_eq!(status["alert"]["current"]["label"], "drill", "{status:#}");
+
+    // Reset ends it and opens the contact.
+    let r = http(addr, "POST", "/api/alert/reset", &change, Some(&json!({})));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        daemon.until(Duration::from_secs(10), |l| l
+            .iter()
+            .any(|v| v["type"] == "action"
+                && v["output"] == "relay:1"
+                && v["action"] == "off")),
+        "{:#?}",
+        daemon.seen
+    );
+
+    // A recorded real event, replayed as a drill.
+    let before = daemon.seen.len();
+    let r = http(
+        addr,
+        "POST",
+        "/api/drill",
+        &change,
+        Some(&json!({"confirm": true, "recorded": "bungo-2024"})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["reports"], 33);
+    assert!(
+        daemon.until(Duration::from_secs(30), |l| l[before..].iter().any(
+            |v| v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "on"
+        )),
+        "{:#?}",
+        &daemon.seen[before..]
+    );
+    let later = &daemon.seen[before..];
+    assert!(
+        later
+            .iter()
+            .any(|v| v["type"] == "telegram" && v["verdict"] == "drill"),
+        "{later:#?}"
+    );
+    let event_actions: Vec<&Value> = later
+        .iter()
+        .filter(|v| v["type"] == "action" && !v["event_id"].is_null())
+        .collect();
+    assert!(
+        event_actions.iter().all(|a| a["label"] == "drill"),
+        "{later:#?}"
+    );
+    assert!(
+        event_actions
+            .iter()
+            .any(|a| a["event_id"] == "20240417231454" && a["output"] == "relay:1"),
+        "{later:#?}"
+    );
+    daemon.stop();
+    let audit = history_audit(&cfg);
+    for action in ["drill_started", "alert_reset"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    assert!(audit.contains("bungo-2024"), "{audit}");
 }

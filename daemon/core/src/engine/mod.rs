@@ -103,6 +103,11 @@ pub enum Input {
     },
     /// An operator command.
     Command(Command),
+    /// A recorded report replayed as a local drill (the web UI's drill of a real past
+    /// event): labelled `drill` whatever its status, acted on only when drills are
+    /// allowed (`alert.drill`), and kept apart from real events of the same id. Its times
+    /// must already be shifted to "as if now" by the caller.
+    DrillReport(Box<Report>),
 }
 
 /// What one step produced.
@@ -204,6 +209,31 @@ struct Alarm {
     ended: bool,
     /// The operator silenced the voice for it.
     silenced: bool,
+}
+
+/// The alarm the voice and the LED follow, for the status model and the dashboard.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlarmView {
+    /// JMA's event id.
+    pub event_id: String,
+    /// Real, or which exercise.
+    pub label: Label,
+    /// The site's predicted intensity class.
+    pub class: Option<Intensity>,
+    /// The site's predicted long-period class.
+    pub long_period_class: Option<u8>,
+    /// A warning covers the site's area.
+    pub warning: bool,
+    /// Predicted S-wave arrival at the site (no countdown when `imminent`).
+    pub s_arrival_at: Option<JstTime>,
+    /// Arrived already, or PLUM-imminent.
+    pub imminent: bool,
+    /// Deep, PLUM, single station, …
+    pub flags: AlertFlags,
+    /// The report the alarm stands at.
+    pub serial: u32,
+    /// JMA cancelled the event (its contacts may still be held).
+    pub cancelled: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -330,6 +360,27 @@ impl Engine {
             .collect()
     }
 
+    /// The most dangerous running alarm — the one the voice and the LED follow — as a
+    /// dashboard shows it.
+    pub fn current_alarm(&self) -> Option<AlarmView> {
+        self.events
+            .values()
+            .filter_map(|e| e.alarm.as_ref().filter(|a| !a.ended).map(|a| (e, a)))
+            .max_by_key(|(e, a)| a.level.danger(e.label))
+            .map(|(e, a)| AlarmView {
+                event_id: e.id.clone(),
+                label: e.label,
+                class: a.level.class,
+                long_period_class: a.level.long_period,
+                warning: a.level.warning,
+                s_arrival_at: a.level.arrival,
+                imminent: a.level.imminent,
+                flags: a.level.flags,
+                serial: a.level.serial,
+                cancelled: e.cancelled,
+            })
+    }
+
     /// Event ids with a running (not reset) alarm, most dangerous first.
     pub fn running_alarms(&self) -> Vec<String> {
         let mut running: Vec<&EventState> = self
@@ -346,7 +397,22 @@ impl Engine {
     pub fn step(&mut self, input: Input, now: JstTime) -> Step {
         let mut step = Step::default();
         match input {
-            Input::Report(report) => self.on_report(&report, now, &mut step),
+            Input::Report(report) => {
+                self.on_report(&report, label_of(report.status), now, &mut step)
+            }
+            Input::DrillReport(report) => {
+                if self.settings.alert.drill {
+                    self.on_report(&report, Label::Drill, now, &mut step);
+                } else {
+                    step.decisions.push(Decision {
+                        event_id: Some(report.event_id.as_str().to_owned()),
+                        serial: Some(report.serial),
+                        label: Label::Drill,
+                        outcome: "drill_disabled",
+                        detail: None,
+                    });
+                }
+            }
             Input::Tick => {}
             Input::Fault { fault, active } => {
                 if active {
@@ -368,8 +434,7 @@ impl Engine {
 
     // ---- reports -------------------------------------------------------------------
 
-    fn on_report(&mut self, r: &Report, now: JstTime, step: &mut Step) {
-        let label = label_of(r.status);
+    fn on_report(&mut self, r: &Report, label: Label, now: JstTime, step: &mut Step) {
         let id = r.event_id.as_str().to_owned();
         let decision = |outcome, detail| Decision {
             event_id: Some(id.clone()),

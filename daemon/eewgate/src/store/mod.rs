@@ -36,13 +36,13 @@ use chrono::{DateTime, Utc};
 use eew_core::JstTime;
 use eew_core::engine::{Action, Cause, Decision};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::Sqlite;
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Row};
 
 mod error;
 mod records;
@@ -84,6 +84,13 @@ pub struct PageQuery {
     pub from_ms: Option<i64>,
     /// Only rows before this time (unix ms).
     pub to_ms: Option<i64>,
+    /// Telegrams only: only this verdict (`accepted`, `duplicate`, `rejected`, `garbage`).
+    pub verdict: Option<String>,
+    /// Telegrams only: only this report kind (`forecast`, `warning`, `cancel`,
+    /// `delivery_test`).
+    pub kind: Option<String>,
+    /// Alerts only: only this label (`real`, `training`, `test`, `drill`).
+    pub label: Option<String>,
 }
 
 /// How a [`Store`] is opened.
@@ -642,43 +649,69 @@ impl Store {
     }
 
     /// One page of telegrams for the web UI: newest first (by id), strictly below
-    /// `page.before_id`, optionally of one event and within `[from_ms, to_ms)`.
+    /// `page.before_id`, filtered by event, verdict, kind and receive time
+    /// `[from_ms, to_ms)`. `raw` is left empty (`size` is its length; the bytes come from
+    /// [`Store::telegram_raw`]), so a page never reads the blobs. Every filter uses an
+    /// index and no page sorts more than one event's telegrams, whatever its depth: see
+    /// [`Store::telegrams_page_plan`].
     pub async fn telegrams_page(&self, page: &PageQuery) -> Result<Vec<TelegramRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, received_ms, link, verdict, reason, message, event_id, serial, status, \
-             kind, format, product, actionable, decode_us, length(raw) AS size, raw \
-             FROM telegrams WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR event_id = ?2) \
-             AND (?3 IS NULL OR received_ms >= ?3) AND (?4 IS NULL OR received_ms < ?4) \
-             ORDER BY id DESC LIMIT ?5",
-        )
-        .bind(page.before_id)
-        .bind(page.event_id.as_deref())
-        .bind(page.from_ms)
-        .bind(page.to_ms)
-        .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = telegrams_page_sql(page, false)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(telegram_row).collect()
     }
 
-    /// One page of alerts for the web UI, each with its `rowid` as id: newest first,
-    /// strictly below `page.before_id`, optionally of one event and with the first action
-    /// within `[from_ms, to_ms)`.
-    pub async fn alerts_page(&self, page: &PageQuery) -> Result<Vec<(i64, AlertRow)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT rowid AS id, event_id, label, first_ms, last_ms, first_serial, last_serial, \
-             max_class, max_long_period, warning, cancelled, ended, actions FROM alerts \
-             WHERE (?1 IS NULL OR rowid < ?1) AND (?2 IS NULL OR event_id = ?2) \
-             AND (?3 IS NULL OR first_ms >= ?3) AND (?4 IS NULL OR first_ms < ?4) \
-             ORDER BY rowid DESC LIMIT ?5",
+    /// SQLite's plan for [`Store::telegrams_page`] (`EXPLAIN QUERY PLAN`, one line per
+    /// step): how a page is found, for tests and diagnostics.
+    pub async fn telegrams_page_plan(&self, page: &PageQuery) -> Result<Vec<String>, StoreError> {
+        let rows = telegrams_page_sql(page, true)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("detail")?))
+            .collect()
+    }
+
+    /// The bytes of one telegram exactly as received; `None` when there is no such id.
+    pub async fn telegram_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT raw FROM telegrams WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(page.before_id)
-        .bind(page.event_id.as_deref())
-        .bind(page.from_ms)
-        .bind(page.to_ms)
-        .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
-        .await?;
+    }
+
+    /// One page of alerts for the web UI, each with its `rowid` as id: newest first,
+    /// strictly below `page.before_id`, optionally of one event and label and with the
+    /// first action within `[from_ms, to_ms)`.
+    pub async fn alerts_page(&self, page: &PageQuery) -> Result<Vec<(i64, AlertRow)>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT rowid AS id, event_id, label, first_ms, last_ms, first_serial, last_serial, \
+             max_class, max_long_period, warning, cancelled, ended, actions FROM alerts WHERE 1",
+        );
+        // Only the filters given are in the SQL: `(?1 IS NULL OR …)` would hide the
+        // conditions from the planner, and every page would scan from the newest row.
+        if let Some(before) = page.before_id {
+            q.push(" AND rowid < ").push_bind(before);
+        }
+        if let Some(event) = &page.event_id {
+            q.push(" AND event_id = ").push_bind(event.clone());
+        }
+        if let Some(label) = &page.label {
+            q.push(" AND label = ").push_bind(label.clone());
+        }
+        if let Some(from) = page.from_ms {
+            q.push(" AND first_ms >= ").push_bind(from);
+        }
+        if let Some(to) = page.to_ms {
+            q.push(" AND first_ms < ").push_bind(to);
+        }
+        q.push(" ORDER BY rowid DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, alert_row(r)?)))
             .collect()
@@ -891,6 +924,78 @@ fn telegram_row(r: &SqliteRow) -> Result<TelegramRow, StoreError> {
         size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
         raw: r.try_get("raw")?,
     })
+}
+
+/// The SQL of a telegram page (or of its plan).
+///
+/// Only the filters given are in the SQL: `(?1 IS NULL OR id < ?1)` would hide the
+/// conditions from the planner, and every page would scan down from the newest row.
+///
+/// A time range becomes an id range (`span`): the smallest and largest id received
+/// within it, read once from the `telegrams_received` index alone (no row is touched).
+/// The page is then one walk down the ids (or down the verdict or kind index, which end
+/// with the id) that stops after `limit` rows, where the index on the time would have
+/// fetched and sorted every row of the range for every page. The time condition itself
+/// stays (`+` keeps the planner off its index there), so the result is exact even when
+/// the clock stepped back and ids are not in time order.
+fn telegrams_page_sql(page: &PageQuery, explain: bool) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::<Sqlite>::new(if explain { "EXPLAIN QUERY PLAN " } else { "" });
+    let range = (page.from_ms.is_some() || page.to_ms.is_some()).then(|| {
+        (
+            page.from_ms.unwrap_or(i64::MIN),
+            page.to_ms.unwrap_or(i64::MAX),
+        )
+    });
+    if let Some((from, to)) = range {
+        q.push(
+            "WITH span AS MATERIALIZED (SELECT min(id) AS lo, max(id) AS hi FROM telegrams \
+             WHERE received_ms >= ",
+        )
+        .push_bind(from)
+        .push(" AND received_ms < ")
+        .push_bind(to)
+        .push(") ");
+    }
+    q.push(
+        "SELECT id, received_ms, link, verdict, reason, message, event_id, serial, status, \
+         kind, format, product, actionable, decode_us, length(raw) AS size, x'' AS raw \
+         FROM telegrams WHERE 1",
+    );
+    // One upper bound on the id: given two (`id <= hi AND id < before`), SQLite walks
+    // down from one and only filters by the other, which on a deep page of a long range
+    // reads every row between them.
+    match (range, page.before_id) {
+        (Some(_), Some(before)) => {
+            q.push(" AND id >= (SELECT lo FROM span) AND id < min((SELECT hi FROM span) + 1, ")
+                .push_bind(before)
+                .push(")");
+        }
+        (Some(_), None) => {
+            q.push(" AND id >= (SELECT lo FROM span) AND id <= (SELECT hi FROM span)");
+        }
+        (None, Some(before)) => {
+            q.push(" AND id < ").push_bind(before);
+        }
+        (None, None) => {}
+    }
+    if let Some((from, to)) = range {
+        q.push(" AND +received_ms >= ")
+            .push_bind(from)
+            .push(" AND +received_ms < ")
+            .push_bind(to);
+    }
+    if let Some(event) = &page.event_id {
+        q.push(" AND event_id = ").push_bind(event.clone());
+    }
+    if let Some(verdict) = &page.verdict {
+        q.push(" AND verdict = ").push_bind(verdict.clone());
+    }
+    if let Some(kind) = &page.kind {
+        q.push(" AND kind = ").push_bind(kind.clone());
+    }
+    q.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(page.limit));
+    q
 }
 
 /// The SHA-256 of a text, lowercase hex.
