@@ -402,8 +402,8 @@ async fn run_generation(
                 if !status_rx.borrow_and_update().alert_in_progress() {
                     break;
                 }
-                let why =
-                    "waiting for the alert in progress to end and every contact to be released";
+                // A stable code; the UI words it in its language.
+                let why = "waiting_for_alert_end";
                 status_tx.send_if_modified(|s| {
                     let changed = s.settings.pending.as_deref() != Some(why);
                     s.settings.pending = Some(why.to_owned());

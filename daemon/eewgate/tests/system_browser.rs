@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::stat::Mode;
 use nix::unistd::{Pid, mkfifo};
+#[path = "support/daemon.rs"]
+mod daemon;
+use daemon::Daemon;
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -149,78 +152,6 @@ fn config(dir: &Path, port: u16) -> (PathBuf, PathBuf, Vec<u8>) {
     let path = dir.join("eewgate.toml");
     std::fs::write(&path, text).unwrap();
     (path, pipe, first)
-}
-
-/// The daemon, killed when the test fails half-way.
-struct Daemon {
-    child: Child,
-    rx: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(config: &Path, log: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eewgate"))
-            .args(["run", "--events-stdout", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .env("EEWGATE_LOG", "info")
-            .spawn()
-            .expect("the daemon starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout is JSON Lines ({e}): {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Reads event lines until `done` holds or `timeout` passes.
-    fn until(&mut self, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !done(&self.seen) {
-            match self
-                .rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(v) => self.seen.push(v),
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-
-    fn stop(mut self) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "clean exit, got {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "the daemon stops within 10 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 /// Writes `bytes` into the replay's pipe once triggered (opening blocks until the
@@ -380,7 +311,8 @@ fn the_web_ui_in_headless_chromium() {
     let port = free_port();
     let (cfg, pipe, first_telegram) = config(&dir, port);
     let (trigger, writer) = pipe_writer(pipe, first_telegram);
-    let mut daemon = Daemon::start(&cfg, &out.join("daemon.log"));
+    let mut daemon =
+        Daemon::start_logging_to(&cfg, std::fs::File::create(out.join("daemon.log")).unwrap());
     assert!(
         daemon.until(Duration::from_secs(30), |l| {
             l.iter().any(|v| v["type"] == "webui")

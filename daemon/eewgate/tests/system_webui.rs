@@ -9,15 +9,15 @@
     reason = "test code"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+#[path = "support/daemon.rs"]
+mod daemon;
+use daemon::Daemon;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
@@ -69,78 +69,6 @@ fn config(dir: &Path, port: u16) -> PathBuf {
     let path = dir.join("eewgate.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// The daemon is killed when a test fails half-way.
-struct Daemon {
-    child: Child,
-    rx: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eewgate"))
-            .args(["run", "--events-stdout", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .env("EEWGATE_LOG", "info")
-            .spawn()
-            .expect("the daemon starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout is JSON Lines ({e}): {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Reads event lines until `done` holds or `timeout` passes.
-    fn until(&mut self, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !done(&self.seen) {
-            match self
-                .rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(v) => self.seen.push(v),
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-
-    fn stop(mut self) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "clean exit, got {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "the daemon stops within 10 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 /// One HTTP/1.1 response.
@@ -614,10 +542,18 @@ fn a_saved_threshold_is_validated_audited_and_applied_after_the_alert() {
         "comments kept: {on_disk}"
     );
     assert!(!dir.join("eewgate.toml.tmp").exists());
-    let status = http(addr, "GET", "/api/status", &auth, None).json();
+    // The daemon notes the waiting change on its status (a moment after the save).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let status = http(addr, "GET", "/api/status", &auth, None).json();
+        if status["settings"]["pending"].is_string() || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(status["settings"]["revision"], revision.as_str(), "not yet");
-    assert!(
-        status["settings"]["pending"].as_str().is_some(),
+    assert_eq!(
+        status["settings"]["pending"], "waiting_for_alert_end",
         "{status:#}"
     );
     let applying_before = daemon.seen.len();
