@@ -250,8 +250,9 @@ fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppStat
         ("GET", "/api/system/config") => return get(system_config::<A>),
         ("GET", "/api/drills") => return get(drills::<A>),
         ("POST", "/api/drill") => return post(drill::<A>),
-        ("POST", "/api/alert/reset") => return post(alert_reset::<A>),
-        ("POST", "/api/alert/silence") => return post(alert_silence::<A>),
+        ("POST", "/api/alert/reset" | "/api/alert/silence") => {
+            return post(alert_command::<A>);
+        }
         _ => {}
     }
     match path {
@@ -1030,34 +1031,19 @@ async fn drill<A: Appliance>(
     .await
 }
 
-async fn alert_reset<A: Appliance>(
+/// `POST /api/alert/reset` and `/api/alert/silence`: which one is the path's last part.
+async fn alert_command<A: Appliance>(
     State(shared): State<AppState<A>>,
     client: ClientAddr,
     _admin: Admin,
+    uri: axum::http::Uri,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    operate(
-        &shared,
-        client,
-        crate::Operation::Reset,
-        "alert_reset",
-        "reset".into(),
-    )
-    .await
-}
-
-async fn alert_silence<A: Appliance>(
-    State(shared): State<AppState<A>>,
-    client: ClientAddr,
-    _admin: Admin,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    operate(
-        &shared,
-        client,
-        crate::Operation::Silence,
-        "alert_silenced",
-        "silence".into(),
-    )
-    .await
+    let (op, action, what) = if uri.path().ends_with("/reset") {
+        (crate::Operation::Reset, "alert_reset", "reset")
+    } else {
+        (crate::Operation::Silence, "alert_silenced", "silence")
+    };
+    operate(&shared, client, op, action, what.to_owned()).await
 }
 
 #[cfg(test)]

@@ -9,89 +9,14 @@
     reason = "test code"
 )]
 
-use std::sync::Arc;
-
-use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, Response, StatusCode, header};
+use axum::http::{Response, StatusCode};
 use eewgate_webui::fake::FakeAppliance;
-use eewgate_webui::{
-    CSV_ALERT_COLUMNS, CSV_TELEGRAM_COLUMNS, EXPORT_MAX_ROWS, HistoryQuery, Options, WebUi,
-};
-use http_body_util::BodyExt;
+use eewgate_webui::{CSV_ALERT_COLUMNS, CSV_TELEGRAM_COLUMNS, EXPORT_MAX_ROWS, HistoryQuery};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-const PASSWORD: &str = "tsunami-ready-2026";
-
-async fn fresh() -> (FakeAppliance, WebUi<FakeAppliance>, Router) {
-    let fake = FakeAppliance::new(json!({ "ready": true, "links": {} }));
-    let ui = WebUi::new(Arc::new(fake.clone()), Options::default())
-        .await
-        .unwrap();
-    let router = ui.router();
-    (fake, ui, router)
-}
-
-/// Set up and log in: `(fake, router, cookie)`.
-async fn logged_in() -> (FakeAppliance, Router, String) {
-    let (fake, ui, router) = fresh().await;
-    let code = ui.setup_code().unwrap();
-    let r = send(
-        &router,
-        post_json(
-            "/api/setup",
-            &json!({ "setup_code": code, "password": PASSWORD }),
-        ),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = send(
-        &router,
-        post_json("/api/login", &json!({ "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let cookie = r
-        .headers()
-        .get(header::SET_COOKIE)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    (fake, router, cookie)
-}
-
-fn post_json(path: &str, body: &Value) -> Request<Body> {
-    Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut b = Request::get(path);
-    if let Some(c) = cookie {
-        b = b.header(header::COOKIE, c);
-    }
-    b.body(Body::empty()).unwrap()
-}
-
-async fn send(router: &Router, req: Request<Body>) -> Response<Body> {
-    router.clone().oneshot(req).await.unwrap()
-}
-
-async fn text_body(r: Response<Body>) -> String {
-    let bytes = r.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
-
-async fn json_body(r: Response<Body>) -> Value {
-    serde_json::from_str(&text_body(r).await).unwrap()
-}
+mod common;
+use common::*;
 
 fn header_of<'a>(r: &'a Response<Body>, name: &str) -> &'a str {
     r.headers()
@@ -143,7 +68,7 @@ fn fill(fake: &FakeAppliance) {
 
 #[tokio::test]
 async fn telegram_pages_filter_by_verdict_and_kind() {
-    let (fake, router, cookie) = logged_in().await;
+    let (fake, router, cookie, _) = logged_in().await;
     fill(&fake);
     let page = |q: &str| get(&format!("/api/history/telegrams{q}"), Some(&cookie));
     let r = json_body(send(&router, page("?verdict=accepted")).await).await;
@@ -180,7 +105,7 @@ async fn telegram_pages_filter_by_verdict_and_kind() {
 
 #[tokio::test]
 async fn alert_pages_filter_by_label() {
-    let (fake, router, cookie) = logged_in().await;
+    let (fake, router, cookie, _) = logged_in().await;
     fill(&fake);
     let page = |q: &str| get(&format!("/api/history/alerts{q}"), Some(&cookie));
     let r = json_body(send(&router, page("?label=real")).await).await;
@@ -199,7 +124,7 @@ async fn alert_pages_filter_by_label() {
 
 #[tokio::test]
 async fn bad_parameters_are_400_with_a_message() {
-    let (fake, router, cookie) = logged_in().await;
+    let (fake, router, cookie, _) = logged_in().await;
     fill(&fake);
     for (path, why) in [
         (
@@ -283,7 +208,7 @@ async fn bad_parameters_are_400_with_a_message() {
 
 #[tokio::test]
 async fn new_routes_need_a_session() {
-    let (fake, router, _cookie) = logged_in().await;
+    let (fake, router, _cookie, _) = logged_in().await;
     fill(&fake);
     fake.state().telegram_raw.insert(1, b"secret-ish".to_vec());
     for path in [
@@ -308,7 +233,7 @@ async fn new_routes_need_a_session() {
 
 #[tokio::test]
 async fn raw_telegrams_are_plain_text_inline() {
-    let (fake, router, cookie) = logged_in().await;
+    let (fake, router, cookie, _) = logged_in().await;
     {
         let mut s = fake.state();
         s.telegram_raw.insert(
@@ -354,7 +279,7 @@ fn csv_lines(text: &str) -> Vec<&str> {
 
 #[tokio::test]
 async fn csv_export_is_quoted_and_guarded_against_formulas() {
-    let (fake, router, cookie) = logged_in().await;
+    let (fake, router, cookie, _) = logged_in().await;
     fake.state().telegrams = vec![
         json!({
             "id": 3, "received_at": "2026-01-01T09:00:00.000+09:00", "link": "=HYPERLINK(\"http://x\",\"y\")",
@@ -428,7 +353,7 @@ async fn csv_export_is_quoted_and_guarded_against_formulas() {
 
 #[tokio::test]
 async fn json_export_is_one_array_of_the_records() {
-    let (fake, router, cookie) = logged_in().await;
+    let (fake, router, cookie, _) = logged_in().await;
     fill(&fake);
     let r = send(
         &router,
@@ -496,7 +421,7 @@ async fn json_export_is_one_array_of_the_records() {
 
 #[tokio::test]
 async fn exports_walk_every_page_up_to_the_bound() {
-    let (fake, router, cookie) = logged_in().await;
+    let (fake, router, cookie, _) = logged_in().await;
     // 1,234 records: three pages of 500.
     fake.state().telegrams = (1..=1234)
         .map(|i| json!({ "id": i, "verdict": "accepted" }))
@@ -578,7 +503,7 @@ async fn exports_walk_every_page_up_to_the_bound() {
 
 #[tokio::test]
 async fn openapi_documents_the_history_api() {
-    let (_fake, router, _) = logged_in().await;
+    let (_fake, router, _, _) = logged_in().await;
     let doc = json_body(send(&router, get("/api/openapi.json", None)).await).await;
     let paths = &doc["paths"];
     let params = |path: &str| -> Vec<String> {

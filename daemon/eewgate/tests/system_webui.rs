@@ -285,21 +285,7 @@ fn first_boot_setup_login_status_history_and_audit() {
     );
     assert_eq!(r.status, 200, "{r:?}");
 
-    let r = http(
-        addr,
-        "POST",
-        "/api/login",
-        &[],
-        Some(&json!({"password": PASSWORD})),
-    );
-    assert_eq!(r.status, 200, "{r:?}");
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (cookie, _) = log_in(addr);
     assert!(cookie.starts_with("eewgate_session="), "{cookie}");
     let auth = [("Cookie", cookie.as_str())];
 
@@ -426,6 +412,11 @@ fn set_up_and_log_in(daemon: &mut Daemon, addr: SocketAddr) -> (String, String) 
         http(addr, "POST", "/api/setup", &[], Some(&body)).status,
         200
     );
+    log_in(addr)
+}
+
+/// Logs in with [`PASSWORD`]: `(cookie, csrf)`.
+fn log_in(addr: SocketAddr) -> (String, String) {
     let r = http(
         addr,
         "POST",
