@@ -16,7 +16,7 @@ const I18N = {
     outputs: '出力', recent_alerts: '最近の警報', updated: '最終更新',
     up: '接続', down: '切断', fault: '異常', ok: '正常', yes: 'あり', no: 'なし',
     synchronised: '同期', not_synchronised: '非同期', unknown: '不明', error_bound: '誤差上限',
-    last_sync: '前回同期', offset: '配信遅延＋時刻差', last_telegram: '最終受信', last_alive: '最終応答',
+    last_sync: '前回同期', offset: '配信遅延＋時刻差', last_telegram: '最終受信', last_alive: '最終応答', latency: '発表から受信まで',
     systemd: 'systemd', hardware: 'ハードウェア', progressing: '処理継続',
     history_ok: '記録中', dropped: '取りこぼし', overdue: '検証期限切れ', none: 'なし',
     all_links_down: '全回線断', closed_relays: '動作中の接点', led: 'LED',
@@ -45,7 +45,7 @@ const I18N = {
     outputs: 'Outputs', recent_alerts: 'Recent alerts', updated: 'Updated',
     up: 'up', down: 'down', fault: 'fault', ok: 'ok', yes: 'yes', no: 'no',
     synchronised: 'synchronised', not_synchronised: 'not synchronised', unknown: 'unknown', error_bound: 'Error bound',
-    last_sync: 'Last sync', offset: 'Delivery + clock offset', last_telegram: 'Last telegram', last_alive: 'Last alive',
+    last_sync: 'Last sync', offset: 'Delivery + clock offset', last_telegram: 'Last telegram', last_alive: 'Last alive', latency: 'Issue to receipt',
     systemd: 'systemd', hardware: 'Hardware', progressing: 'Progressing',
     history_ok: 'Recording', dropped: 'Dropped', overdue: 'Verification overdue', none: 'none',
     all_links_down: 'ALL LINKS DOWN', closed_relays: 'Closed contacts', led: 'LED',
@@ -251,6 +251,7 @@ function renderStatus(s) {
     links.push(row(name, state[0] + (l.down_reason ? ' — ' + l.down_reason : ''), state[1]));
     links.push(row('  ' + t('last_alive'), ago(l.last_alive_at)));
     links.push(row('  ' + t('last_telegram'), ago(l.last_telegram_at)));
+    if (l.latency_ms !== null && l.latency_ms !== undefined) links.push(row('  ' + t('latency'), l.latency_ms + ' ms'));
   }
   fill('links', links);
 

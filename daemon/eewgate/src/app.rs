@@ -922,6 +922,8 @@ impl Core {
             .links
             .get(&*link)
             .is_some_and(|_| !self.is_replay(&link));
+        // Issue to receipt on this link: JMA's and the distributor's delay plus clock offset.
+        let mut link_latency_ms = None;
         if live_link
             && report.status == ReportStatus::Normal
             && let Some(issued) = report.issued_at
@@ -931,6 +933,7 @@ impl Core {
                 .signed_duration_since(issued.0)
                 .num_milliseconds();
             self.upstream_offset_ms = Some(offset);
+            link_latency_ms = Some(offset);
         }
         let first = matches!(copy, Copy::First);
         self.record(Record::Telegram(TelegramRecord::report(
@@ -946,6 +949,9 @@ impl Core {
                 l.telegrams += 1;
                 l.first_copies += u64::from(first);
                 l.last_telegram_at = Some(received.received_at);
+                if link_latency_ms.is_some() {
+                    l.latency_ms = link_latency_ms;
+                }
             }
         });
         match copy {

@@ -27,6 +27,9 @@ pub struct LinkStatus {
     pub first_copies: u64,
     /// Bytes set aside as garbage or invalid.
     pub rejected: u64,
+    /// Receipt minus issue time of the latest live report on this link (ms): JMA's and
+    /// the distributor's delay plus any clock offset.
+    pub latency_ms: Option<i64>,
 }
 
 /// Clock quality (the guideline requires ±1 s).
