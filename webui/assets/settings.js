@@ -40,6 +40,7 @@ Object.assign(I18N.ja, {
   suggest_area: '最寄りの予報区を提案', suggest_none: '提案できません。緯度・経度を確認してください。',
   other_problems: 'その他の指摘', changes: '変更内容', path: '項目', old: '変更前', new: '変更後',
   text_hint: 'コメントはそのまま保存されます。保存前に全体を検証します。', notes: '注意',
+  chime_upload: 'WAV をアップロード', chime_upload_hint: '16ビット PCM の WAV、10秒以内。', chime_uploaded: 'アップロードしました（{s} 秒）。保存すると使われます。',
   add_relay: '接点を追加', add_link: '回線を追加', remove: '削除', undo_remove: '削除を取り消す', f_id: '接点番号',
   f_api_key_file: 'API キーのファイル (600)',
 });
@@ -79,6 +80,7 @@ Object.assign(I18N.en, {
   suggest_area: 'Suggest the nearest area', suggest_none: 'No suggestion: check the latitude and longitude.',
   other_problems: 'Other problems', changes: 'Changes', path: 'Setting', old: 'Before', new: 'After',
   text_hint: 'Comments are kept. The whole file is checked before it is saved.', notes: 'Notes',
+  chime_upload: 'Upload a WAV', chime_upload_hint: '16-bit PCM WAV, at most 10 s.', chime_uploaded: 'Uploaded ({s} s). Save to use it.',
   add_relay: 'Add a contact', add_link: 'Add a link', remove: 'Remove', undo_remove: 'Keep it', f_id: 'Contact number',
   f_api_key_file: 'API key file (mode 600)',
 });
@@ -430,6 +432,7 @@ function renderSettings(data, keepResult) {
   body.replaceChildren(...parts);
   $('view-settings').querySelector('h2').textContent = wizard ? t('wizard_title') : t('settings_title');
   addSuggestButton(form);
+  addChimeUpload(form);
   $('settings-add-relay').addEventListener('click', addRelay);
   $('settings-add-link').addEventListener('click', () => addLink($('settings-link-kind').value));
   $('settings-check').addEventListener('click', () => onFormSubmit(false));
@@ -531,6 +534,36 @@ function addSuggestButton(form) {
         : note.replace(/^site\.area_code:\s*/, '');
     } else {
       hint.textContent = bad.length ? bad.map((p) => p.path + ': ' + p.message).join(' ') : t('suggest_none');
+    }
+  });
+}
+
+// An operator's own chime: uploaded (checked by the appliance as a 16-bit PCM WAV of at
+// most 10 s), then put in the chime field as a change to save.
+function addChimeUpload(form) {
+  const wrap = form.querySelector('[data-path="audio.chime"]');
+  if (!wrap) return;
+  const file = el('input', { type: 'file', id: 'settings-chime-file', accept: '.wav,audio/wav' });
+  const hint = el('small', { id: 'settings-chime-hint', class: 'hint' }, t('chime_upload_hint'));
+  wrap.append(el('label', { class: 'inline' }, el('span', {}, t('chime_upload')), file), hint);
+  file.addEventListener('change', async () => {
+    const f = file.files && file.files[0];
+    if (!f) return;
+    // Only a plain name reaches the appliance; anything else is refused there too.
+    const name = f.name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '').slice(-64);
+    const r = await fetch('/api/uploads/chime?name=' + encodeURIComponent(name), {
+      method: 'POST', credentials: 'same-origin', body: f,
+      headers: { 'Content-Type': 'audio/wav', 'X-CSRF-Token': csrf || '' },
+    });
+    let data = null;
+    try { data = await r.json(); } catch (_) { data = null; }
+    if (r.status === 200 && data && data.path) {
+      wrap.querySelector('input[name="audio.chime"]').value = data.path;
+      hint.textContent = t('chime_uploaded').replace('{s}', Number(data.seconds).toFixed(1));
+      hint.className = 'hint ok';
+    } else {
+      hint.textContent = apiError({ status: r.status, data });
+      hint.className = 'field-error';
     }
   });
 }

@@ -415,6 +415,12 @@ async function settings(t) {
   await lat.fill(original);
   await page.locator('[name="alert.event_expiry_s"]').fill('');
   await page.locator('[name="outputs.relay[0].min_class"]').selectOption('5-');
+  // An operator's own chime: half a second of 880 Hz, 16-bit PCM, uploaded and put in.
+  const chime = path.join(ARTIFACTS, 'lobby-chime.wav');
+  writeFileSync(chime, wavTone(16000, 0.5, 880));
+  await page.locator('#settings-chime-file').setInputFiles(chime);
+  await until(t, 'the uploaded chime is put in the chime field', () =>
+    /lobby-chime\.wav$/.test(document.querySelector('[name="audio.chime"]').value));
   const saved = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/settings' && r.request().method() === 'PUT');
   await page.locator('#settings-save').click();
   const response = await saved;
@@ -559,6 +565,18 @@ async function system(t) {
   await page.locator('#pages [data-view=dash]').click();
   await untilDashboardLive(t, ja);
   return `log ${log.split('\n').length} lines, export ${settingsFile.length} bytes, broken import refused`;
+}
+
+/** A mono 16-bit PCM WAV of a sine tone. */
+function wavTone(rate, seconds, hz) {
+  const n = Math.round(rate * seconds);
+  const b = Buffer.alloc(44 + 2 * n);
+  b.write('RIFF', 0); b.writeUInt32LE(36 + 2 * n, 4); b.write('WAVE', 8);
+  b.write('fmt ', 12); b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24); b.writeUInt32LE(2 * rate, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
+  b.write('data', 36); b.writeUInt32LE(2 * n, 40);
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(8000 * Math.sin(2 * Math.PI * hz * i / rate)), 44 + 2 * i);
+  return b;
 }
 
 /** The steps, in order. */

@@ -297,6 +297,15 @@ pub trait Appliance: Send + Sync + 'static {
     /// The daemon's recent log lines (bounded), oldest first, as text.
     fn logs(&self) -> impl Future<Output = Result<String, ApplianceError>> + Send;
 
+    /// Stores an operator's chime (WAV bytes) under `name` (already checked: a plain file
+    /// name ending in `.wav`) and answers `{"path", "seconds"}` — the value to give
+    /// `audio.chime`. Bytes that are not a usable chime are `OperationError::Invalid`.
+    fn upload_chime(
+        &self,
+        name: String,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<serde_json::Value, OperationError>> + Send;
+
     /// Append to the audit trail.
     fn audit(&self, entry: AuditEntry) -> impl Future<Output = Result<(), ApplianceError>> + Send;
 }

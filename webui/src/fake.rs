@@ -35,6 +35,8 @@ pub struct FakeState {
     pub settings_revision: u64,
     /// A save answers `after_alert` instead of `now`; a drill is refused.
     pub alert_in_progress: bool,
+    /// Chimes uploaded: name and size.
+    pub uploads: Vec<(String, usize)>,
     /// What `logs()` returns.
     pub logs: String,
     /// Every operation carried out, oldest first.
@@ -246,6 +248,21 @@ impl Appliance for FakeAppliance {
             .into(),
             notes: Vec::new(),
         }))
+    }
+
+    async fn upload_chime(
+        &self,
+        name: String,
+        bytes: Vec<u8>,
+    ) -> Result<serde_json::Value, crate::appliance::OperationError> {
+        if !bytes.starts_with(b"RIFF") {
+            return Err(crate::appliance::OperationError::Invalid(
+                "not a WAV file".into(),
+            ));
+        }
+        let path = format!("/var/lib/eewgate/chimes/{name}");
+        self.state().uploads.push((name, bytes.len()));
+        Ok(serde_json::json!({ "path": path, "seconds": 1.0 }))
     }
 
     async fn system(&self) -> Result<serde_json::Value, ApplianceError> {

@@ -89,6 +89,8 @@ pub struct Options {
     pub max_sessions: usize,
     /// Request bodies larger than this are refused with 413.
     pub body_limit: usize,
+    /// Uploads (`/api/uploads/…`, a chime WAV) may be up to this large.
+    pub upload_limit: usize,
     /// Keep-alive comment interval on the live status stream.
     pub keep_alive: Duration,
 }
@@ -100,6 +102,7 @@ impl Default for Options {
             session_idle: Duration::from_secs(30 * 60),
             max_sessions: 16,
             body_limit: 64 * 1024,
+            upload_limit: 8 * 1024 * 1024,
             keep_alive: Duration::from_secs(15),
         }
     }

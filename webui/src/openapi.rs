@@ -114,6 +114,19 @@ pub fn document() -> Value {
 /// every path would pass the macro's recursion limit).
 fn operation_paths() -> Value {
     json!({
+            "/api/uploads/chime": { "post": {
+                "summary": "Upload an operator's chime (16-bit PCM WAV, at most 10 s and 8 MiB); answers the path to give audio.chime. Audited.",
+                "security": [{ "session": [], "csrf": [] }],
+                "parameters": [{ "name": "name", "in": "query", "required": true, "description": "A plain file name ending in .wav: letters, digits, '.', '-', '_'; no path, no '..'.", "schema": { "type": "string", "maxLength": 64 } }],
+                "requestBody": { "required": true, "content": { "audio/wav": { "schema": { "type": "string", "format": "binary" } } } },
+                "responses": {
+                    "200": { "description": "Stored.", "content": { "application/json": { "schema": { "type": "object", "properties": { "path": { "type": "string" }, "seconds": { "type": "number" } } } } } },
+                    "400": error_response("`invalid_name` (a path, '..', not .wav) or not a usable WAV."),
+                    "401": error_response("No session."),
+                    "403": error_response("Missing or wrong CSRF token."),
+                    "413": error_response("Larger than 8 MiB.")
+                }
+            } },
             "/api/system": { "get": {
                 "summary": "Version, uptime, host, settings file, time and its sync source.",
                 "security": [{ "session": [] }],

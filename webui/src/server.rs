@@ -81,6 +81,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/settings", true, false),
     route("POST", "/api/settings/check", true, false),
     route("PUT", "/api/settings", true, false),
+    route("POST", "/api/uploads/chime", true, false),
     route("GET", "/api/system", true, false),
     route("GET", "/api/system/logs", true, false),
     route("GET", "/api/system/config", true, false),
@@ -224,9 +225,15 @@ impl From<JsonRejection> for ApiError {
 /// The router over `shared`.
 pub(crate) fn router<A: Appliance>(shared: AppState<A>) -> Router {
     let limit = shared.options.body_limit;
+    let upload_limit = shared.options.upload_limit;
     let mut r: Router<AppState<A>> = Router::new();
     for spec in ROUTES {
-        r = r.route(spec.path, method_router::<A>(spec.method, spec.path));
+        let mut m = method_router::<A>(spec.method, spec.path);
+        if spec.path.starts_with("/api/uploads/") {
+            // The route's own limit wins over the router-wide one below.
+            m = m.layer(DefaultBodyLimit::max(upload_limit));
+        }
+        r = r.route(spec.path, m);
     }
     r.fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
@@ -235,7 +242,10 @@ pub(crate) fn router<A: Appliance>(shared: AppState<A>) -> Router {
             setup_gate::<A>,
         ))
         .layer(middleware::from_fn(origin_check))
-        .layer(middleware::from_fn_with_state(limit, body_limit))
+        .layer(middleware::from_fn_with_state(
+            (limit, shared.options.upload_limit),
+            body_limit,
+        ))
         .layer(middleware::from_fn(security_headers))
         .with_state(shared)
 }
@@ -245,6 +255,7 @@ fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppStat
         ("GET", "/api/settings") => return get(settings_get::<A>),
         ("PUT", "/api/settings") => return put(settings_save::<A>),
         ("POST", "/api/settings/check") => return post(settings_check::<A>),
+        ("POST", "/api/uploads/chime") => return post(upload_chime::<A>),
         ("GET", "/api/system") => return get(system::<A>),
         ("GET", "/api/system/logs") => return get(system_logs::<A>),
         ("GET", "/api/system/config") => return get(system_config::<A>),
@@ -322,7 +333,16 @@ async fn security_headers(req: Request, next: Next) -> Response {
     r
 }
 
-async fn body_limit(State(limit): State<usize>, req: Request, next: Next) -> Response {
+async fn body_limit(
+    State((limit, upload_limit)): State<(usize, usize)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limit = if req.uri().path().starts_with("/api/uploads/") {
+        upload_limit
+    } else {
+        limit
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -873,6 +893,87 @@ async fn settings_save<A: Appliance>(
     }
 }
 
+// ---------------------------------------------------------------- uploads
+
+/// An uploaded file's name: a plain name of letters, digits, `.`, `-` and `_` (no path,
+/// no `..`, not hidden) ending in `ext`, at most 64 characters. Anything else is refused,
+/// never cleaned up into something else.
+pub(crate) fn upload_name(name: &str, ext: &str) -> Result<String, String> {
+    let plain = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && !name.starts_with('.')
+        && !name.contains("..");
+    if !plain {
+        return Err(format!(
+            "{name:?} is not a plain file name: 1 to 64 letters, digits, '.', '-' or '_', \
+             not starting with '.', no '..' and no path"
+        ));
+    }
+    if !name.to_ascii_lowercase().ends_with(ext) || name.len() == ext.len() {
+        return Err(format!("{name:?} must end with {ext}"));
+    }
+    Ok(name.to_owned())
+}
+
+async fn upload_chime<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+    params: Result<
+        axum::extract::Query<BTreeMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let axum::extract::Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let raw = params
+        .get("name")
+        .ok_or_else(|| ApiError::bad_request("name the file: ?name=chime.wav"))?;
+    let name = upload_name(raw, ".wav")
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", m))?;
+    let bytes = body.map_err(|e| {
+        let status = e.status();
+        ApiError::new(
+            status,
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "bad_request"
+            },
+            e.body_text(),
+        )
+    })?;
+    let size = bytes.len();
+    match shared
+        .appliance
+        .upload_chime(name.clone(), bytes.to_vec())
+        .await
+    {
+        Ok(v) => {
+            shared
+                .audit(
+                    "chime_uploaded",
+                    "admin",
+                    format!("{name} ({size} bytes) {}", client.describe()),
+                )
+                .await;
+            Ok(Json(v))
+        }
+        Err(e) => {
+            shared
+                .audit(
+                    "chime_upload_refused",
+                    "admin",
+                    format!("{name}: {e} {}", client.describe()),
+                )
+                .await;
+            Err(e.into())
+        }
+    }
+}
+
 // ---------------------------------------------------------------- system
 
 async fn system<A: Appliance>(
@@ -1089,6 +1190,32 @@ mod tests {
         assert!(
             parse_history_query(&params(&[("from", "2026-02-01"), ("to", "2026-01-01")])).is_err()
         );
+    }
+
+    #[test]
+    fn upload_names_are_plain_or_refused() {
+        assert_eq!(
+            upload_name("lobby-chime_2.WAV", ".wav").unwrap(),
+            "lobby-chime_2.WAV"
+        );
+        for bad in [
+            "../chime.wav",
+            "..wav",
+            "a/b.wav",
+            "/etc/passwd",
+            ".hidden.wav",
+            "chime.wav/",
+            "chime..wav",
+            "chime.txt",
+            ".wav",
+            "",
+            "チャイム.wav",
+            "c\\d.wav",
+            "c%2F.wav",
+        ] {
+            assert!(upload_name(bad, ".wav").is_err(), "{bad:?}");
+        }
+        assert!(upload_name(&format!("{}.wav", "a".repeat(61)), ".wav").is_err());
     }
 
     #[test]

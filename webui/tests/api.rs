@@ -1060,3 +1060,101 @@ async fn system_info_log_download_and_settings_export() {
         "{disposition}"
     );
 }
+
+fn upload(path: &str, cookie: &str, csrf: &str, body: Vec<u8>) -> Request<Body> {
+    Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header("x-csrf-token", csrf)
+        .header(header::CONTENT_TYPE, "audio/wav")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn chime_uploads_refuse_paths_oversize_and_non_wav() {
+    let (fake, router, cookie, csrf) = logged_in().await;
+    let wav = b"RIFF....WAVEfmt ".to_vec();
+    for bad in [
+        "..%2Fchime.wav",
+        "%2Fetc%2Fpasswd",
+        "a%2Fb.wav",
+        ".hidden.wav",
+        "chime..wav",
+        "chime.txt",
+        "%2E%2E%2Fx.wav",
+    ] {
+        let r = send(
+            &router,
+            upload(
+                &format!("/api/uploads/chime?name={bad}"),
+                &cookie,
+                &csrf,
+                wav.clone(),
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(json_body(r).await["error"], "invalid_name", "{bad}");
+    }
+    let r = send(
+        &router,
+        upload("/api/uploads/chime", &cookie, &csrf, wav.clone()),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "no name");
+    // Larger than the upload limit (8 MiB), but a normal size is fine past the 64 KiB
+    // limit of other requests.
+    let r = send(
+        &router,
+        upload(
+            "/api/uploads/chime?name=big.wav",
+            &cookie,
+            &csrf,
+            vec![0; 8 * 1024 * 1024 + 1],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let mut medium = b"RIFF".to_vec();
+    medium.resize(200 * 1024, 0);
+    let r = send(
+        &router,
+        upload("/api/uploads/chime?name=lobby.wav", &cookie, &csrf, medium),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        json_body(r).await["path"],
+        "/var/lib/eewgate/chimes/lobby.wav"
+    );
+    // Not a WAV: refused by the appliance, audited.
+    let r = send(
+        &router,
+        upload(
+            "/api/uploads/chime?name=x.wav",
+            &cookie,
+            &csrf,
+            b"MZ\x90".to_vec(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        fake.state().audit.last().unwrap().action,
+        "chime_upload_refused"
+    );
+    // Without the CSRF token nothing is stored.
+    let req = Request::post("/api/uploads/chime?name=y.wav")
+        .header(header::COOKIE, &cookie)
+        .body(Body::from(wav))
+        .unwrap();
+    assert_eq!(send(&router, req).await.status(), StatusCode::FORBIDDEN);
+    let s = fake.state();
+    assert_eq!(s.uploads, [("lobby.wav".to_owned(), 200 * 1024)]);
+    assert!(
+        s.audit
+            .iter()
+            .any(|a| a.action == "chime_uploaded" && a.detail.contains("lobby.wav"))
+    );
+}

@@ -38,6 +38,8 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/eewgate";
 /// The administrator's password hash (a PHC string), in `state_dir`.
 pub const HASH_FILE: &str = "webui-admin.hash";
+/// Uploaded chimes, in `state_dir`.
+pub const CHIME_DIR: &str = "chimes";
 
 const KEYS: &[&str] = &[
     "enabled",
@@ -560,6 +562,28 @@ impl Appliance for DaemonAppliance {
             apply: apply.to_owned(),
             notes: check.notes,
         }))
+    }
+
+    async fn upload_chime(&self, name: String, bytes: Vec<u8>) -> Result<Value, OperationError> {
+        // Uploads live beside the password hash, in the state directory (writable under
+        // the unit's ProtectSystem=strict); the name was checked by the UI (no path).
+        let dir = self
+            .hash_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(CHIME_DIR);
+        let target = dir.join(&name);
+        let written = tokio::task::spawn_blocking(move || {
+            let pcm = crate::audio::settings::check_chime(&bytes)?;
+            settings_edit::write_atomic(&target, &bytes, 0o644)
+                .map_err(|e| format!("writing {}: {e}", target.display()))?;
+            Ok::<_, String>((target, pcm.seconds()))
+        })
+        .await
+        .map_err(|e| OperationError::Failed(failed("storing the chime", e)))?;
+        let (path, seconds) = written.map_err(OperationError::Invalid)?;
+        tracing::info!(file = %path.display(), seconds, "chime uploaded");
+        Ok(json!({"path": path.display().to_string(), "seconds": seconds}))
     }
 
     async fn system(&self) -> Result<Value, ApplianceError> {

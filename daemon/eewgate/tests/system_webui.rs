@@ -858,3 +858,97 @@ fn drills_and_reset_from_the_web_ui() {
     }
     assert!(audit.contains("bungo-2024"), "{audit}");
 }
+
+/// POST raw bytes (an upload), returning the status and the JSON body.
+fn upload(addr: SocketAddr, path: &str, headers: &[(&str, &str)], bytes: &[u8]) -> (u16, Value) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nConnection: close\r\n\
+         Content-Type: audio/wav\r\nContent-Length: {}\r\n",
+        bytes.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let body = if body.contains("\r\n") && !body.trim_start().starts_with('{') {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// An operator's chime uploaded in the UI: checked as a chime (a non-WAV refused), stored
+/// in the state directory under its plain name (a path refused), and usable as
+/// `audio.chime` in a validated save.
+#[test]
+fn a_chime_uploaded_in_the_ui_becomes_the_chime() {
+    let dir = scratch("chime_upload");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = config(&dir, port);
+    let mut daemon = Daemon::start(&cfg);
+    let (cookie, csrf) = set_up_and_log_in(&mut daemon, addr);
+    let change = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+
+    // Half a second of a 660 Hz tone, 16 kHz mono.
+    let samples: Vec<i16> = (0..8000)
+        .map(|i| ((f64::from(i) * 660.0 * std::f64::consts::TAU / 16000.0).sin() * 8000.0) as i16)
+        .collect();
+    let wav = eewgate::audio::wav::encode(16000, &samples);
+    let (status, body) = upload(
+        addr,
+        "/api/uploads/chime?name=..%2F..%2Fescape.wav",
+        &change,
+        &wav,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_name");
+    assert!(!dir.join("escape.wav").exists() && !dir.parent().unwrap().join("escape.wav").exists());
+    let (status, body) = upload(
+        addr,
+        "/api/uploads/chime?name=fake.wav",
+        &change,
+        b"not a wav at all",
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = upload(addr, "/api/uploads/chime?name=lobby.wav", &change, &wav);
+    assert_eq!(status, 200, "{body}");
+    let path = body["path"].as_str().unwrap().to_owned();
+    assert_eq!(Path::new(&path), dir.join("state/chimes/lobby.wav"));
+    assert_eq!(std::fs::read(&path).unwrap(), wav);
+    assert!(
+        (body["seconds"].as_f64().unwrap() - 0.5).abs() < 0.01,
+        "{body}"
+    );
+
+    let settings = http(
+        addr,
+        "GET",
+        "/api/settings",
+        &[("Cookie", cookie.as_str())],
+        None,
+    )
+    .json();
+    let save = json!({"revision": settings["revision"], "changes": [
+        {"path": "audio.chime", "value": path},
+    ]});
+    let r = http(addr, "PUT", "/api/settings", &change, Some(&save));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(std::fs::read_to_string(&cfg).unwrap().contains("lobby.wav"));
+    daemon.stop();
+    let audit = history_audit(&cfg);
+    assert!(audit.contains("chime_uploaded"), "{audit}");
+    assert!(audit.contains("chime_upload_refused"), "{audit}");
+}

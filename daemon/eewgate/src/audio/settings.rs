@@ -306,17 +306,24 @@ fn read_chime(file: &Path) -> Result<(u32, Vec<i16>), String> {
     f.take(MAX_CHIME_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read: {e}"))?;
+    let pcm = check_chime(&bytes)?;
+    Ok((pcm.rate, pcm.mono()))
+}
+
+/// Checks an operator's chime (a file, or an upload from the web UI): at most 8 MiB of
+/// 16-bit PCM WAV, mono or stereo, a common rate, at most 10 s.
+pub fn check_chime(bytes: &[u8]) -> Result<wav::Pcm, String> {
     if bytes.len() as u64 > MAX_CHIME_BYTES {
         return Err(format!("larger than {MAX_CHIME_BYTES} bytes"));
     }
-    let pcm = wav::parse(&bytes).map_err(|e| e.to_string())?;
+    let pcm = wav::parse(bytes).map_err(|e| e.to_string())?;
     if pcm.seconds() > MAX_CHIME_SECONDS {
         return Err(format!(
             "{:.1} s long; a chime may last at most {MAX_CHIME_SECONDS} s",
             pcm.seconds()
         ));
     }
-    Ok((pcm.rate, pcm.mono()))
+    Ok(pcm)
 }
 
 #[cfg(test)]
