@@ -306,6 +306,16 @@ pub trait Appliance: Send + Sync + 'static {
         bytes: Vec<u8>,
     ) -> impl Future<Output = Result<serde_json::Value, OperationError>> + Send;
 
+    /// Stores an HTTPS certificate chain and its private key (PEM) after checking they
+    /// work together, and answers `{"cert_file", "key_file", "fingerprint"}` — the values
+    /// to give `[webui]` (with `https = true`) in a settings save. Refusals are
+    /// `OperationError::Invalid`.
+    fn upload_certificate(
+        &self,
+        certificate_pem: String,
+        key_pem: String,
+    ) -> impl Future<Output = Result<serde_json::Value, OperationError>> + Send;
+
     /// Append to the audit trail.
     fn audit(&self, entry: AuditEntry) -> impl Future<Output = Result<(), ApplianceError>> + Send;
 }

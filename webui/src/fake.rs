@@ -265,6 +265,26 @@ impl Appliance for FakeAppliance {
         Ok(serde_json::json!({ "path": path, "seconds": 1.0 }))
     }
 
+    async fn upload_certificate(
+        &self,
+        certificate_pem: String,
+        key_pem: String,
+    ) -> Result<serde_json::Value, crate::appliance::OperationError> {
+        if !certificate_pem.contains("BEGIN CERTIFICATE") || !key_pem.contains("PRIVATE KEY") {
+            return Err(crate::appliance::OperationError::Invalid(
+                "not a PEM certificate and key".into(),
+            ));
+        }
+        self.state()
+            .uploads
+            .push(("certificate".into(), certificate_pem.len()));
+        Ok(serde_json::json!({
+            "cert_file": "/var/lib/eewgate/webui-uploaded-cert.pem",
+            "key_file": "/var/lib/eewgate/webui-uploaded-key.pem",
+            "fingerprint": "AB:CD",
+        }))
+    }
+
     async fn system(&self) -> Result<serde_json::Value, ApplianceError> {
         Ok(serde_json::json!({
             "version": "0.0.0-fake", "started_at": "2026-01-01T00:00:00Z", "uptime_s": 60,

@@ -127,6 +127,17 @@ fn operation_paths() -> Value {
                     "413": error_response("Larger than 8 MiB.")
                 }
             } },
+            "/api/uploads/certificate": { "post": {
+                "summary": "Upload an HTTPS certificate chain and its private key (PEM); checked to work together, stored privately; answers the cert_file/key_file to give [webui] with https = true. Audited (the key never).",
+                "security": [{ "session": [], "csrf": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["certificate", "key"], "properties": { "certificate": { "type": "string" }, "key": { "type": "string" } } } } } },
+                "responses": {
+                    "200": { "description": "Stored.", "content": { "application/json": { "schema": { "type": "object", "properties": { "cert_file": { "type": "string" }, "key_file": { "type": "string" }, "fingerprint": { "type": "string" } } } } } },
+                    "400": error_response("Not a certificate and key that work together."),
+                    "401": error_response("No session."),
+                    "403": error_response("Missing or wrong CSRF token.")
+                }
+            } },
             "/api/system": { "get": {
                 "summary": "Version, uptime, host, settings file, time and its sync source.",
                 "security": [{ "session": [] }],

@@ -82,6 +82,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/api/settings/check", true, false),
     route("PUT", "/api/settings", true, false),
     route("POST", "/api/uploads/chime", true, false),
+    route("POST", "/api/uploads/certificate", true, false),
     route("GET", "/api/system", true, false),
     route("GET", "/api/system/logs", true, false),
     route("GET", "/api/system/config", true, false),
@@ -256,6 +257,7 @@ fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppStat
         ("PUT", "/api/settings") => return put(settings_save::<A>),
         ("POST", "/api/settings/check") => return post(settings_check::<A>),
         ("POST", "/api/uploads/chime") => return post(upload_chime::<A>),
+        ("POST", "/api/uploads/certificate") => return post(upload_certificate::<A>),
         ("GET", "/api/system") => return get(system::<A>),
         ("GET", "/api/system/logs") => return get(system_logs::<A>),
         ("GET", "/api/system/config") => return get(system_config::<A>),
@@ -967,6 +969,54 @@ async fn upload_chime<A: Appliance>(
                     "chime_upload_refused",
                     "admin",
                     format!("{name}: {e} {}", client.describe()),
+                )
+                .await;
+            Err(e.into())
+        }
+    }
+}
+
+// Not `Debug`: it holds a private key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateBody {
+    certificate: String,
+    key: String,
+}
+
+async fn upload_certificate<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+    body: Result<Json<CertificateBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
+    match shared
+        .appliance
+        .upload_certificate(body.certificate, body.key)
+        .await
+    {
+        Ok(v) => {
+            let fp = v
+                .get("fingerprint")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?")
+                .to_owned();
+            shared
+                .audit(
+                    "certificate_uploaded",
+                    "admin",
+                    format!("SHA-256 {fp} {}", client.describe()),
+                )
+                .await;
+            Ok(Json(v))
+        }
+        Err(e) => {
+            shared
+                .audit(
+                    "certificate_upload_refused",
+                    "admin",
+                    format!("{e} {}", client.describe()),
                 )
                 .await;
             Err(e.into())

@@ -1158,3 +1158,48 @@ async fn chime_uploads_refuse_paths_oversize_and_non_wav() {
             .any(|a| a.action == "chime_uploaded" && a.detail.contains("lobby.wav"))
     );
 }
+
+#[tokio::test]
+async fn certificate_uploads_are_checked_and_never_echo_the_key() {
+    let (fake, router, cookie, csrf) = logged_in().await;
+    let key = "-----BEGIN PRIVATE KEY-----\nsecret-key-material\n-----END PRIVATE KEY-----\n";
+    let body = json!({ "certificate": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", "key": key });
+    let r = send(
+        &router,
+        authed(
+            Method::POST,
+            "/api/uploads/certificate",
+            &cookie,
+            &csrf,
+            &body,
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = text_body(r).await;
+    assert!(!text.contains("secret-key-material"), "{text}");
+    let bad = json!({ "certificate": "nope", "key": "nope" });
+    let r = send(
+        &router,
+        authed(
+            Method::POST,
+            "/api/uploads/certificate",
+            &cookie,
+            &csrf,
+            &bad,
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let s = fake.state();
+    assert!(
+        s.audit
+            .iter()
+            .all(|a| !a.detail.contains("secret-key-material"))
+    );
+    let actions: Vec<&str> = s.audit.iter().map(|a| a.action.as_str()).collect();
+    assert!(
+        actions.contains(&"certificate_uploaded")
+            && actions.contains(&"certificate_upload_refused")
+    );
+}

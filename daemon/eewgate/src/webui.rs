@@ -586,6 +586,27 @@ impl Appliance for DaemonAppliance {
         Ok(json!({"path": path.display().to_string(), "seconds": seconds}))
     }
 
+    async fn upload_certificate(
+        &self,
+        certificate_pem: String,
+        key_pem: String,
+    ) -> Result<Value, OperationError> {
+        let dir = self.hash_file.parent().unwrap_or(Path::new(".")).to_owned();
+        let stored = tokio::task::spawn_blocking(move || {
+            crate::webui_tls::store_uploaded(&dir, &certificate_pem, &key_pem)
+        })
+        .await
+        .map_err(|e| OperationError::Failed(failed("storing the certificate", e)))?;
+        let (cert, key, fingerprint) =
+            stored.map_err(|e| OperationError::Invalid(e.to_string()))?;
+        tracing::info!(file = %cert.display(), fingerprint = %fingerprint, "HTTPS certificate uploaded");
+        Ok(json!({
+            "cert_file": cert.display().to_string(),
+            "key_file": key.display().to_string(),
+            "fingerprint": fingerprint,
+        }))
+    }
+
     async fn system(&self) -> Result<Value, ApplianceError> {
         let status = self.status.borrow().clone();
         let started_at = status.get("started_at").cloned().unwrap_or(Value::Null);
@@ -956,7 +977,13 @@ pub(crate) async fn attach(host: &mut Option<Host>, sup: &mut Supervisor, w: Wir
     let key = (w.cfg.clone(), w.db.to_owned());
     let fresh = host.as_ref().is_none_or(|h| h.key != key);
     if fresh {
-        *host = None; // frees the port before binding it again
+        // The old server must have let go of the port before it is bound again.
+        if let Some(mut old) = host.take()
+            && let Some(server) = old.server.take()
+        {
+            server.abort();
+            let _ = server.await;
+        }
         *host = Some(build(&w).await);
     }
     let Some(h) = host.as_ref() else { return };

@@ -129,34 +129,115 @@ pub fn load_or_generate(cfg: &WebUiConfig) -> Result<Loaded, TlsError> {
             message: "no certificate in the file".to_owned(),
         });
     };
-    let fingerprint = Sha256::digest(leaf.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let fingerprint = fingerprint(leaf);
     let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| TlsError::Pem {
         path: key_file.clone(),
         message: e.to_string(),
     })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Loaded {
-        config: Arc::new(config),
+        config: server_config(chain, key)?,
         fingerprint,
         cert_file,
         generated,
     })
 }
 
+/// SHA-256 of a certificate, `AB:CD:…`, as browsers show it.
+fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // The key must be the certificate's own: rustls takes a mismatch at build time.
+    let certified =
+        rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)?;
+    certified.keys_match()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The uploaded certificate chain in `state_dir` (replaced by the next upload).
+pub const UPLOADED_CERT_FILE: &str = "webui-uploaded-cert.pem";
+/// Its private key (mode 600).
+pub const UPLOADED_KEY_FILE: &str = "webui-uploaded-key.pem";
+
+/// Checks an uploaded certificate chain and key (PEM) — parseable, the key the
+/// certificate's own, usable by rustls — and stores them privately in `state_dir`.
+/// Returns the two files and the certificate's fingerprint.
+pub fn store_uploaded(
+    state_dir: &Path,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<(PathBuf, PathBuf, String), TlsError> {
+    let pem_error = |what: &str, message: String| TlsError::Pem {
+        path: PathBuf::from(what),
+        message,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_error("certificate", e.to_string()))?;
+    let Some(leaf) = chain.first() else {
+        return Err(pem_error("certificate", "no certificate in it".to_owned()));
+    };
+    let fp = fingerprint(leaf);
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| pem_error("key", e.to_string()))?;
+    server_config(chain, key)?;
+    let cert_file = state_dir.join(UPLOADED_CERT_FILE);
+    let key_file = state_dir.join(UPLOADED_KEY_FILE);
+    write_atomic(&key_file, key_pem.as_bytes(), 0o600).map_err(io(&key_file))?;
+    {
+        // An older file's mode is kept by the atomic write; a key is always private.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(&key_file))?;
+    }
+    write_atomic(&cert_file, cert_pem.as_bytes(), 0o644).map_err(io(&cert_file))?;
+    Ok((cert_file, key_file, fp))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_uploaded_pair_is_checked_and_stored_privately() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("eewgate-webui-upload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = rcgen::generate_simple_self_signed(vec!["eewgate.example".to_owned()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["other.example".to_owned()]).unwrap();
+        let (cert, key) = (a.cert.pem(), a.signing_key.serialize_pem());
+        // A key that is not the certificate's own, garbage, an empty chain: refused, and
+        // nothing written.
+        assert!(store_uploaded(&dir, &cert, &b.signing_key.serialize_pem()).is_err());
+        assert!(store_uploaded(&dir, "garbage", &key).is_err());
+        assert!(store_uploaded(&dir, &cert, "garbage").is_err());
+        assert!(store_uploaded(&dir, "", &key).is_err());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let (c, k, fp) = store_uploaded(&dir, &cert, &key).unwrap();
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), cert);
+        assert_eq!(
+            std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fp.len(), 95);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_certificate_is_generated_once_and_kept() {

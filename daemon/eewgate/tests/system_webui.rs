@@ -952,3 +952,96 @@ fn a_chime_uploaded_in_the_ui_becomes_the_chime() {
     assert!(audit.contains("chime_uploaded"), "{audit}");
     assert!(audit.contains("chime_upload_refused"), "{audit}");
 }
+
+/// An operator's certificate uploaded in the UI: a key that is not the certificate's own
+/// refused, the pair stored privately, then switched on by a settings save — the UI comes
+/// back over HTTPS with exactly that certificate, and the same password.
+#[test]
+fn an_uploaded_certificate_switches_the_ui_to_https() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("cert_upload");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = config(&dir, port);
+    let mut daemon = Daemon::start(&cfg);
+    let (cookie, csrf) = set_up_and_log_in(&mut daemon, addr);
+    let change = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let mine = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (mine.cert.pem(), mine.signing_key.serialize_pem());
+
+    let wrong = json!({"certificate": cert, "key": other.signing_key.serialize_pem()});
+    let r = http(
+        addr,
+        "POST",
+        "/api/uploads/certificate",
+        &change,
+        Some(&wrong),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = http(
+        addr,
+        "POST",
+        "/api/uploads/certificate",
+        &change,
+        Some(&json!({"certificate": cert, "key": key})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let stored = r.json();
+    let key_file = stored["key_file"].as_str().unwrap().to_owned();
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !r.body.contains("PRIVATE KEY"),
+        "the key is never sent back"
+    );
+
+    let settings = http(
+        addr,
+        "GET",
+        "/api/settings",
+        &[("Cookie", cookie.as_str())],
+        None,
+    )
+    .json();
+    let save = json!({"revision": settings["revision"], "changes": [
+        {"path": "webui.https", "value": true},
+        {"path": "webui.cert_file", "value": stored["cert_file"]},
+        {"path": "webui.key_file", "value": key_file},
+    ]});
+    let r = http(addr, "PUT", "/api/settings", &change, Some(&save));
+    assert_eq!(r.status, 200, "{r:?}");
+    // The UI is built again on the same port, over HTTPS with the uploaded certificate.
+    assert!(
+        daemon.until(Duration::from_secs(20), |l| l
+            .iter()
+            .any(|v| v["type"] == "webui_certificate" && v["generated"] == false)),
+        "{:#?}",
+        daemon.seen
+    );
+    let line = daemon
+        .seen
+        .iter()
+        .find(|v| v["type"] == "webui_certificate")
+        .unwrap()
+        .clone();
+    assert_eq!(line["fingerprint"], stored["fingerprint"]);
+    wait_listening(addr);
+    let r = https(
+        addr,
+        &cert,
+        "POST",
+        "/api/login",
+        &[],
+        Some(&json!({"password": PASSWORD})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.header("set-cookie").unwrap().contains("; Secure"));
+    daemon.stop();
+    let audit = history_audit(&cfg);
+    assert!(audit.contains("certificate_upload_refused"), "{audit}");
+    assert!(audit.contains("certificate_uploaded"), "{audit}");
+    assert!(!audit.contains("PRIVATE KEY"), "{audit}");
+}
