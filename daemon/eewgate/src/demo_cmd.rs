@@ -40,6 +40,11 @@ pub struct DemoArgs {
     /// Print the events as JSON Lines (as `eewgate run --events-stdout`) instead of text.
     #[arg(long)]
     json: bool,
+    /// Also serve the web UI on 127.0.0.1:PORT (8080 when no port is given), and keep
+    /// running after the replay until Ctrl-C, so the UI can be explored: settings, history,
+    /// drills.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
+    ui: Option<u16>,
 }
 
 /// The embedded Bungo-channel series (`crate::drills`).
@@ -56,8 +61,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let span = replay_span(args.fast);
     let broker = Broker::ensure(&dir, args.mqtt_port);
     let cfg_path = dir.join("eewgate.toml");
-    std::fs::write(&cfg_path, settings(&dir, &files, args.fast, args.mqtt_port))
-        .with_context(|| format!("writing {}", cfg_path.display()))?;
+    let mut text = settings(&dir, &files, args.fast, args.mqtt_port);
+    if let Some(port) = args.ui {
+        text.push_str(&format!(
+            "\n[webui]\n# The web UI, on this machine only; the setup code is printed at start.\n\
+             listen = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n"
+        ));
+    }
+    std::fs::write(&cfg_path, text).with_context(|| format!("writing {}", cfg_path.display()))?;
     let cfg = match config::load_daemon(&cfg_path) {
         Ok(cfg) => cfg,
         Err(errors) => {
@@ -68,12 +79,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if !args.json {
-        intro(&dir, &cfg_path, &broker, span + TAIL);
+        intro(&dir, &cfg_path, &broker, span + TAIL, args.ui);
     }
     let opts = RunOptions {
         events_stdout: args.json,
         narrate: (!args.json).then_some(narrate as fn(&Value) -> Option<String>),
-        stop_after: Some(span + TAIL),
+        // With the UI it runs until Ctrl-C: someone is exploring it.
+        stop_after: args.ui.is_none().then_some(span + TAIL),
+        // The UI's settings page edits the demo's own file.
+        config_path: Some(cfg_path.clone()),
         ..RunOptions::default()
     };
     let code = app::run(cfg, opts)?;
@@ -252,7 +266,7 @@ fn find_mosquitto() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn intro(dir: &Path, cfg: &Path, broker: &Broker, total: Duration) {
+fn intro(dir: &Path, cfg: &Path, broker: &Broker, total: Duration, ui: Option<u16>) {
     println!("eewgate demo — the whole daemon on this machine");
     println!("  building:  Ōita city (大分県中部, area 751), four relay contacts on the sim board");
     println!(
@@ -272,10 +286,17 @@ fn intro(dir: &Path, cfg: &Path, broker: &Broker, total: Duration) {
             "  MQTT:      no broker on 127.0.0.1:{port} and Mosquitto is not installed: the MQTT output\n             will show a fault. Install one with: sudo apt-get install mosquitto mosquitto-clients"
         ),
     }
-    println!(
-        "  runs for:  about {} s, then stops and releases every contact\n",
-        total.as_secs()
-    );
+    match ui {
+        Some(port) => println!(
+            "  web UI:    http://127.0.0.1:{port}/ — set a password with the setup code printed below\n  \
+             runs:      until Ctrl-C (the replay takes about {} s), then releases every contact\n",
+            total.as_secs()
+        ),
+        None => println!(
+            "  runs for:  about {} s, then stops and releases every contact\n",
+            total.as_secs()
+        ),
+    }
 }
 
 fn outro(dir: &Path, cfg: &Path) {

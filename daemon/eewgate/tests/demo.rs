@@ -124,3 +124,74 @@ fn the_demo_drives_every_output_records_it_and_stops_with_contacts_released() {
         }
     }
 }
+
+/// `eewgate demo --ui`: the web UI on loopback with its first-boot setup code and the
+/// demo's own settings file, stopped cleanly by Ctrl-C.
+#[test]
+fn the_demo_with_the_ui_serves_it_until_interrupted() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-ui");
+    let _ = std::fs::remove_dir_all(&dir);
+    let ui = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eewgate"))
+        .args(["demo", "--fast", "--json", "--mqtt-port"])
+        .arg(free_port().to_string())
+        .arg("--ui")
+        .arg(ui.to_string())
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Kill(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut code = None;
+    let mut accepted = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (code.is_none() || !accepted) && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["type"] == "webui" {
+            code = v["setup_code"].as_str().map(str::to_owned);
+        }
+        accepted |= v["type"] == "telegram" && v["verdict"] == "accepted";
+    }
+    assert!(
+        code.is_some() && accepted,
+        "a setup code and the replay running"
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", ui)).unwrap();
+    s.write_all(b"GET /api/setup/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("\"setup_required\":true"), "{reply}");
+    assert!(
+        std::fs::read_to_string(dir.join("eewgate.toml"))
+            .unwrap()
+            .contains("[webui]")
+    );
+    // Ctrl-C stops it cleanly (with the UI there is no planned stop; waiting for the
+    // plain demo's 27 s to pass would only slow the suite).
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the demo stops on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
