@@ -41,6 +41,7 @@ Object.assign(I18N.ja, {
   other_problems: 'その他の指摘', changes: '変更内容', path: '項目', old: '変更前', new: '変更後',
   text_hint: 'コメントはそのまま保存されます。保存前に全体を検証します。', notes: '注意',
   chime_upload: 'WAV をアップロード', chime_upload_hint: '16ビット PCM の WAV、10秒以内。', chime_uploaded: 'アップロードしました（{s} 秒）。保存すると使われます。',
+  replay_read_only: '再生（replay）回線は本機の設定ファイルでのみ設定できます。訓練は「テスト・訓練」から行えます。',
   add_relay: '接点を追加', add_link: '回線を追加', remove: '削除', undo_remove: '削除を取り消す', f_id: '接点番号',
   f_api_key_file: 'API キーのファイル (600)',
 });
@@ -81,6 +82,7 @@ Object.assign(I18N.en, {
   other_problems: 'Other problems', changes: 'Changes', path: 'Setting', old: 'Before', new: 'After',
   text_hint: 'Comments are kept. The whole file is checked before it is saved.', notes: 'Notes',
   chime_upload: 'Upload a WAV', chime_upload_hint: '16-bit PCM WAV, at most 10 s.', chime_uploaded: 'Uploaded ({s} s). Save to use it.',
+  replay_read_only: 'Replay links are set in the settings file on the appliance only; drills are on the Tests page.',
   add_relay: 'Add a contact', add_link: 'Add a link', remove: 'Remove', undo_remove: 'Keep it', f_id: 'Contact number',
   f_api_key_file: 'API key file (mode 600)',
 });
@@ -464,10 +466,19 @@ function fieldset(sec, prefill) {
     fs.append(rm);
   }
   fs.append(el('small', { class: 'field-error', hidden: '' }));
+  // Replay links are set on the appliance only (what they read shows in history).
+  const readOnly = sec.prefix.startsWith('links.replay');
   for (const fd of sec.fields) {
-    SETTINGS.fields.push(fd);
     const v = valueAt(SETTINGS.doc, fd.path);
-    fs.append(input(fd, v !== undefined ? v : prefill[fd.path.slice(sec.prefix.length + 1)]));
+    const field = input(fd, v !== undefined ? v : prefill[fd.path.slice(sec.prefix.length + 1)]);
+    if (readOnly) for (const c of field.querySelectorAll('input, select')) c.disabled = true;
+    else SETTINGS.fields.push(fd);
+    fs.append(field);
+  }
+  if (readOnly) {
+    const rm = fs.querySelector('button.remove');
+    if (rm) rm.hidden = true;
+    fs.append(el('small', { class: 'hint' }, t('replay_read_only')));
   }
   return fs;
 }

@@ -331,7 +331,7 @@ impl DaemonAppliance {
                 settings_edit::apply_changes(current, &changes)
             }
         };
-        let (candidate, problems, notes) = match candidate {
+        let (candidate, mut problems, notes) = match candidate {
             Err(problems) => (current.to_owned(), problems, Vec::new()),
             Ok(text) => {
                 let base = path.parent().unwrap_or(Path::new("."));
@@ -341,6 +341,7 @@ impl DaemonAppliance {
                 }
             }
         };
+        problems.extend(replay_link_changes(current, &candidate));
         let diff = settings_edit::diff(current, &candidate)
             .into_iter()
             .map(|d| SettingsDiff {
@@ -780,6 +781,23 @@ impl Appliance for DaemonAppliance {
     }
 }
 
+/// Replay links are set on the appliance only, never from the web UI: a replay reads any
+/// file it is given and history shows what it read, so a replay of a secret file (an API
+/// key, a private key) would put it on a page. Every such change is a problem at its path.
+fn replay_link_changes(current: &str, candidate: &str) -> Vec<eew_core::settings::SettingsError> {
+    settings_edit::diff(current, candidate)
+        .into_iter()
+        .filter(|d| d.path.starts_with("links.replay"))
+        .map(|d| eew_core::settings::SettingsError {
+            path: d.path,
+            message: "replay links are set in the settings file on the appliance, not from \
+                      the web UI: what a replay reads is shown in history (drills replay \
+                      recorded events from the Tests page)"
+                .to_owned(),
+        })
+        .collect()
+}
+
 /// Replays a recorded event as a drill: each report at its planned moment, until the
 /// plan is done or the daemon's tasks stop (the core loop's queue closes).
 fn start_recorded_drill(
@@ -1082,6 +1100,21 @@ mod tests {
         assert!(e.iter().any(|l| l.starts_with("webui.enabled:")), "{e:?}");
         let (_, e) = parse("[webui]\nlisten = \"1.2.3.4:99999\"\n", Path::new("."));
         assert_eq!(e.len(), 1, "{e:?}");
+    }
+
+    #[test]
+    fn replay_links_cannot_be_changed_from_the_ui() {
+        let current = "[[links.replay]]\nname = \"drill\"\nfiles = [\"a.xml\"]\n";
+        let swapped = "[[links.replay]]\nname = \"drill\"\nfiles = [\"/etc/eewgate/dmdata.key\"]\n";
+        let problems = replay_link_changes(current, swapped);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "links.replay[0].files");
+        let added = format!("{current}[[links.replay]]\nname = \"x\"\nfiles = [\"k\"]\n");
+        assert_eq!(replay_link_changes(current, &added).len(), 2);
+        // Other links, and the replay left as it is, are fine.
+        let other = format!("{current}[[links.jma_tcp]]\nname = \"p\"\nhost = \"h\"\nport = 1\n");
+        assert!(replay_link_changes(current, &other).is_empty());
+        assert!(replay_link_changes(current, current).is_empty());
     }
 
     #[test]
