@@ -241,19 +241,7 @@ fn first_boot_setup_login_status_history_and_audit() {
     let cfg = config(&dir, port);
 
     let mut daemon = Daemon::start(&cfg);
-    assert!(
-        daemon.until(Duration::from_secs(20), |l| l
-            .iter()
-            .any(|v| v["type"] == "webui")),
-        "a webui event line: {:#?}",
-        daemon.seen
-    );
-    let line = daemon
-        .seen
-        .iter()
-        .find(|v| v["type"] == "webui")
-        .unwrap()
-        .clone();
+    let line = daemon.first(Duration::from_secs(20), |v| v["type"] == "webui");
     assert_eq!(line["listen"], addr.to_string());
     let code = line["setup_code"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -395,14 +383,7 @@ fn a_port_in_use_is_a_webui_fault_and_the_daemon_keeps_running() {
 
 /// Set up with the code from the event lines and log in: `(cookie, csrf)`.
 fn set_up_and_log_in(daemon: &mut Daemon, addr: SocketAddr) -> (String, String) {
-    assert!(
-        daemon.until(Duration::from_secs(20), |l| l
-            .iter()
-            .any(|v| v["type"] == "webui")),
-        "{:#?}",
-        daemon.seen
-    );
-    let code = daemon.seen.iter().find(|v| v["type"] == "webui").unwrap()["setup_code"]
+    let code = daemon.first(Duration::from_secs(20), |v| v["type"] == "webui")["setup_code"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -557,15 +538,17 @@ fn a_saved_threshold_is_validated_audited_and_applied_after_the_alert() {
         "{:#?}",
         &daemon.seen[applying_before..]
     );
-    let applied_at = daemon
-        .seen
-        .iter()
-        .position(|v| v["type"] == "settings")
-        .unwrap();
-    let released = daemon.seen[..applied_at]
-        .iter()
-        .rposition(|v| v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "off");
-    assert!(released.is_some(), "the contact was released first");
+    // The engine released the contact at its hold's end (the restart waited for that);
+    // the relay task's own line may come just before or after the restart's.
+    assert!(
+        daemon.until(Duration::from_secs(5), |l| l
+            .iter()
+            .any(|v| v["type"] == "action"
+                && v["output"] == "relay:1"
+                && v["action"] == "off")),
+        "the contact was released by the engine: {:#?}",
+        daemon.seen
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         let r = http(addr, "GET", "/api/status", &auth, None);
@@ -710,19 +693,9 @@ fn https_with_a_self_signed_certificate_made_on_first_boot() {
 
     // The next start keeps the certificate.
     let mut daemon = Daemon::start(&cfg);
-    assert!(
-        daemon.until(Duration::from_secs(20), |l| l
-            .iter()
-            .any(|v| v["type"] == "webui_certificate")),
-        "{:#?}",
-        daemon.seen
-    );
-    let again = daemon
-        .seen
-        .iter()
-        .find(|v| v["type"] == "webui_certificate")
-        .unwrap()
-        .clone();
+    let again = daemon.first(Duration::from_secs(20), |v| {
+        v["type"] == "webui_certificate"
+    });
     assert_eq!(again["generated"], false);
     assert_eq!(again["fingerprint"], fingerprint.as_str());
     daemon.stop();

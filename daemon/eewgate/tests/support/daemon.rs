@@ -77,6 +77,22 @@ impl Daemon {
         true
     }
 
+    /// The first event line for which `f` holds, waiting up to `timeout` (panics with
+    /// every line seen when none comes).
+    pub fn first(&mut self, timeout: Duration, f: impl Fn(&Value) -> bool) -> Value {
+        let found = self.until(timeout, |l| l.iter().any(&f));
+        assert!(
+            found,
+            "no such event line within {timeout:?}: {:#?}",
+            self.seen
+        );
+        self.seen
+            .iter()
+            .find(|v| f(v))
+            .cloned()
+            .expect("until() saw it")
+    }
+
     /// SIGTERM, then a clean exit within 10 s.
     pub fn stop(mut self) {
         let pid = i32::try_from(self.child.id()).expect("a pid fits an i32");
