@@ -3,7 +3,7 @@
 'use strict';
 
 Object.assign(I18N.ja, {
-  tests_title: 'テスト・訓練', nav_tests: 'テスト・訓練',
+  tests_title: 'テスト・訓練', nav_tests: 'テスト・訓練', drill_heading: '訓練（ドリル）',
   drill_recorded: '過去の実際の地震を訓練として再生', drill_synthetic: '想定の訓練',
   drill_event: '地震', drill_class: '震度', drill_seconds: '主要動到達まで (秒)', drill_warning: '警報とする',
   drill_outputs: 'この訓練で動作する出力（設定の「ドリルを含める」）:', drill_none: 'ドリルを含める出力がありません。設定で出力ごとに「ドリルを含める」を有効にしてください。',
@@ -17,7 +17,7 @@ Object.assign(I18N.ja, {
   confirm_silence: '音声を停止します（接点はそのまま）。よろしいですか？', done: '実行しました。',
 });
 Object.assign(I18N.en, {
-  tests_title: 'Tests and drills', nav_tests: 'Tests',
+  tests_title: 'Tests and drills', nav_tests: 'Tests', drill_heading: 'Drill',
   drill_recorded: 'Replay a real past earthquake as a drill', drill_synthetic: 'A synthetic drill',
   drill_event: 'Earthquake', drill_class: 'Intensity', drill_seconds: 'S wave in (s)', drill_warning: 'As a warning',
   drill_outputs: 'Outputs this drill operates (each output\'s "include drills"):', drill_none: 'No output includes drills: enable "Include drills" per output in Settings.',
@@ -74,7 +74,7 @@ function drillForm(data) {
     }
   });
   return el('div', { class: 'card drill' },
-    el('h3', {}, t('tests_title')),
+    el('h3', {}, t('drill_heading')),
     data.allowed ? null : el('p', { class: 'message' }, t('drill_disabled_note')),
     el('label', {}, el('span', {}, ''), kind), recordedPart, syntheticPart,
     el('p', { class: 'hint' }, t('drill_outputs')), outputs,
