@@ -378,6 +378,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('more-history').addEventListener('click', () => show('history'));
   for (const b of document.querySelectorAll('#pages .tab')) {
     b.addEventListener('click', () => {
+      message(''); // a page's message belongs to that page
       if (b.dataset.view === 'dash') startDashboard(); else show(b.dataset.view);
     });
   }
