@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/synth.rs"]
+mod synth;
 use daemon::Daemon;
 use serde_json::{Value, json};
 
@@ -1017,4 +1019,55 @@ fn an_uploaded_certificate_switches_the_ui_to_https() {
     assert!(audit.contains("certificate_upload_refused"), "{audit}");
     assert!(audit.contains("certificate_uploaded"), "{audit}");
     assert!(!audit.contains("PRIVATE KEY"), "{audit}");
+}
+
+/// The dashboard's per-link latency: a live TCP link (served by the test) delivers a fresh
+/// telegram, and the link's `latency_ms` (receipt minus issue time) appears on the status.
+#[test]
+fn a_live_link_shows_its_issue_to_receipt_latency() {
+    use std::net::TcpListener;
+    let dir = scratch("link_latency");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_port = upstream.local_addr().unwrap().port();
+    let text = format!(
+        "[site]\nlat = 38.26\nlon = 140.87\narv400 = 1.2\narea_code = \"221\"\n\
+         [[outputs.relay]]\nid = 1\nmin_class = \"4\"\n\
+         [storage]\npath = \"history.db\"\n[time]\nrequire_sync = false\n\
+         [hardware]\nbackend = \"sim\"\n\
+         [webui]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n\
+         [[links.jma_tcp]]\nname = \"primary\"\nhost = \"127.0.0.1\"\nport = {up_port}\n"
+    );
+    let cfg = dir.join("eewgate.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start(&cfg);
+    let (cookie, _) = set_up_and_log_in(&mut daemon, addr);
+    upstream.set_nonblocking(false).unwrap();
+    let (mut conn, _) = upstream.accept().unwrap();
+    let issued = eewgate::system::clock::now_jst().0.naive_local();
+    conn.write_all(&synth::telegram(&synth::base(), 1, 1, Some(issued)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let latency = loop {
+        let status = http(
+            addr,
+            "GET",
+            "/api/status",
+            &[("Cookie", cookie.as_str())],
+            None,
+        )
+        .json();
+        let l = status["links"]["primary"]["latency_ms"].clone();
+        if l.is_i64() || Instant::now() > deadline {
+            break l;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Whole seconds on the wire: up to a second early, and loopback adds next to nothing.
+    let ms = latency
+        .as_i64()
+        .unwrap_or_else(|| panic!("no latency: {latency}"));
+    assert!((-1000..3000).contains(&ms), "{ms} ms");
+    daemon.stop();
 }
