@@ -949,6 +949,40 @@ fn string_list(w: &mut Walker, path: &str, v: &toml::Value) -> Option<Vec<String
     ok.then_some(out)
 }
 
+/// A key of `table` (at `section`) naming a file, relative to `base`: it must name one,
+/// and the file must be readable — a secret (`secret`) also private to its owner
+/// ([`read_secret`]). A problem is reported at the key; `None` then.
+pub(crate) fn file_key(
+    w: &mut Walker,
+    table: &Table,
+    section: &str,
+    key: &str,
+    base: &Path,
+    secret: bool,
+) -> Option<PathBuf> {
+    let (p, v) = w.get(table, section, key)?;
+    let s = w.str_at(&p, v)?;
+    if s.trim().is_empty() {
+        w.error(p, "must name a file");
+        return None;
+    }
+    let f = base.join(s);
+    let checked = if secret {
+        read_secret(&f).map(|_| ())
+    } else {
+        std::fs::metadata(&f)
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))
+    };
+    match checked {
+        Ok(()) => Some(f),
+        Err(err) => {
+            w.error(p, format!("{err:#}"));
+            None
+        }
+    }
+}
+
 /// Reads a secret (API key, password) from its own file. The file must not be readable
 /// by group or others, so a key never sits in the world-readable settings file.
 pub fn read_secret(path: &Path) -> anyhow::Result<String> {

@@ -131,24 +131,8 @@ pub fn section(w: &mut Walker, table: &Table, base: &Path) -> WebUiConfig {
     {
         out.https = b;
     }
-    let file = |w: &mut Walker, key: &str, secret: bool| -> Option<PathBuf> {
-        let (p, v) = w.get(t, "webui", key)?;
-        let s = w.str_at(&p, v)?;
-        let path = base.join(s);
-        let checked = if secret {
-            crate::config::read_secret(&path).map(|_| ())
-        } else {
-            std::fs::metadata(&path)
-                .map(|_| ())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        };
-        match checked {
-            Ok(()) => Some(path),
-            Err(e) => {
-                w.error(p, format!("{e:#}"));
-                None
-            }
-        }
+    let file = |w: &mut Walker, key: &str, secret: bool| {
+        crate::config::file_key(w, t, "webui", key, base, secret)
     };
     out.cert_file = file(w, "cert_file", false);
     out.key_file = file(w, "key_file", true);

@@ -291,28 +291,8 @@ fn tls_section(w: &mut Walker, t: &Table, base: &Path) -> Option<TlsConfig> {
         .and_then(|(p, v)| w.bool_at(&p, v))
         .unwrap_or(true);
     let mut out = TlsConfig::default();
-    let file = |w: &mut Walker, key: &str, secret: bool| -> Option<PathBuf> {
-        let (p, v) = w.get(tls, path, key)?;
-        let s = w.str_at(&p, v)?;
-        if s.trim().is_empty() {
-            w.error(p, "must name a file");
-            return None;
-        }
-        let f = base.join(s);
-        let checked = if secret {
-            crate::config::read_secret(&f).map(|_| ())
-        } else {
-            std::fs::metadata(&f)
-                .map(|_| ())
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))
-        };
-        match checked {
-            Ok(()) => Some(f),
-            Err(err) => {
-                w.error(p, format!("{err:#}"));
-                None
-            }
-        }
+    let file = |w: &mut Walker, key: &str, secret: bool| {
+        crate::config::file_key(w, tls, path, key, base, secret)
     };
     out.ca_file = file(w, "ca_file", false);
     out.client_cert_file = file(w, "client_cert_file", false);
