@@ -398,6 +398,13 @@ fn set_up_and_log_in(daemon: &mut Daemon, addr: SocketAddr) -> (String, String) 
     log_in(addr)
 }
 
+/// Saves `changes` against the settings' current revision (`headers`: cookie and CSRF).
+fn save_changes(addr: SocketAddr, headers: &[(&str, &str)], changes: Value) -> Response {
+    let settings = http(addr, "GET", "/api/settings", &headers[..1], None).json();
+    let body = json!({"revision": settings["revision"], "changes": changes});
+    http(addr, "PUT", "/api/settings", headers, Some(&body))
+}
+
 /// Logs in with [`PASSWORD`]: `(cookie, csrf)`.
 fn log_in(addr: SocketAddr) -> (String, String) {
     let r = http(
@@ -908,18 +915,13 @@ fn a_chime_uploaded_in_the_ui_becomes_the_chime() {
         "{body}"
     );
 
-    let settings = http(
+    let r = save_changes(
         addr,
-        "GET",
-        "/api/settings",
-        &[("Cookie", cookie.as_str())],
-        None,
-    )
-    .json();
-    let save = json!({"revision": settings["revision"], "changes": [
-        {"path": "audio.chime", "value": path},
-    ]});
-    let r = http(addr, "PUT", "/api/settings", &change, Some(&save));
+        &change,
+        json!([
+            {"path": "audio.chime", "value": path},
+        ]),
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert!(std::fs::read_to_string(&cfg).unwrap().contains("lobby.wav"));
     daemon.stop();
@@ -973,20 +975,15 @@ fn an_uploaded_certificate_switches_the_ui_to_https() {
         "the key is never sent back"
     );
 
-    let settings = http(
+    let r = save_changes(
         addr,
-        "GET",
-        "/api/settings",
-        &[("Cookie", cookie.as_str())],
-        None,
-    )
-    .json();
-    let save = json!({"revision": settings["revision"], "changes": [
-        {"path": "webui.https", "value": true},
-        {"path": "webui.cert_file", "value": stored["cert_file"]},
-        {"path": "webui.key_file", "value": key_file},
-    ]});
-    let r = http(addr, "PUT", "/api/settings", &change, Some(&save));
+        &change,
+        json!([
+            {"path": "webui.https", "value": true},
+            {"path": "webui.cert_file", "value": stored["cert_file"]},
+            {"path": "webui.key_file", "value": key_file},
+        ]),
+    );
     assert_eq!(r.status, 200, "{r:?}");
     // The UI is built again on the same port, over HTTPS with the uploaded certificate.
     assert!(
