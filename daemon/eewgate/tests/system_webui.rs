@@ -405,6 +405,24 @@ fn save_changes(addr: SocketAddr, headers: &[(&str, &str)], changes: Value) -> R
     http(addr, "PUT", "/api/settings", headers, Some(&body))
 }
 
+/// The status model once `ready` holds (or the last one seen after `within`): the model
+/// is published a moment after the event that changes it, so a test reads it this way.
+fn status_when(
+    addr: SocketAddr,
+    auth: &[(&str, &str)],
+    within: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = http(addr, "GET", "/api/status", auth, None).json();
+        if ready(&status) || Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Logs in with [`PASSWORD`]: `(cookie, csrf)`.
 fn log_in(addr: SocketAddr) -> (String, String) {
     let r = http(
@@ -467,7 +485,9 @@ fn a_saved_threshold_is_validated_audited_and_applied_after_the_alert() {
         "4"
     );
     let revision = settings["revision"].as_str().unwrap().to_owned();
-    let status = http(addr, "GET", "/api/status", &auth, None).json();
+    let status = status_when(addr, &auth, Duration::from_secs(5), |s| {
+        !s["alert"]["current"].is_null()
+    });
     assert_eq!(status["settings"]["revision"], revision.as_str());
     // The dashboard's current alert: the alarm the voice and the LED follow.
     let current = &status["alert"]["current"];
@@ -524,14 +544,9 @@ fn a_saved_threshold_is_validated_audited_and_applied_after_the_alert() {
     );
     assert!(!dir.join("eewgate.toml.tmp").exists());
     // The daemon notes the waiting change on its status (a moment after the save).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        let status = http(addr, "GET", "/api/status", &auth, None).json();
-        if status["settings"]["pending"].is_string() || Instant::now() > deadline {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = status_when(addr, &auth, Duration::from_secs(5), |s| {
+        s["settings"]["pending"].is_string()
+    });
     assert_eq!(status["settings"]["revision"], revision.as_str(), "not yet");
     assert_eq!(
         status["settings"]["pending"], "waiting_for_alert_end",
@@ -778,7 +793,9 @@ fn drills_and_reset_from_the_web_ui() {
         !actions.iter().any(|a| a["output"] == "relay:2"),
         "the gas contact does not include drills: {actions:#?}"
     );
-    let status = http(addr, "GET", "/api/status", &auth, None).json();
+    let status = status_when(addr, &auth, Duration::from_secs(5), |s| {
+        !s["alert"]["current"].is_null()
+    });
     assert_eq!(status["alert"]["current"]["label"], "drill", "{status:#}");
 
     // Reset ends it and opens the contact.
@@ -1045,22 +1062,13 @@ fn a_live_link_shows_its_issue_to_receipt_latency() {
     let issued = eewgate::system::clock::now_jst().0.naive_local();
     conn.write_all(&synth::telegram(&synth::base(), 1, 1, Some(issued)))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let latency = loop {
-        let status = http(
-            addr,
-            "GET",
-            "/api/status",
-            &[("Cookie", cookie.as_str())],
-            None,
-        )
-        .json();
-        let l = status["links"]["primary"]["latency_ms"].clone();
-        if l.is_i64() || Instant::now() > deadline {
-            break l;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = status_when(
+        addr,
+        &[("Cookie", cookie.as_str())],
+        Duration::from_secs(10),
+        |s| s["links"]["primary"]["latency_ms"].is_i64(),
+    );
+    let latency = status["links"]["primary"]["latency_ms"].clone();
     // Whole seconds on the wire: up to a second early, and loopback adds next to nothing.
     let ms = latency
         .as_i64()
