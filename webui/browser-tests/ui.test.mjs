@@ -51,6 +51,7 @@ const TEXT = {
     live: 'ライブ', up: '接続', ok: '正常', mismatch: 'パスワードが一致しません。',
     setup_done: 'パスワードを設定しました。ログインしてください。',
     wrong_password: 'パスワードが違います。', lang_button: 'English', closed: '動作中',
+    method_operator: '操作者の確認',
   },
   en: {
     setup_title: 'First-boot setup', login_title: 'Log in', current_alert: 'Current alert',
@@ -61,6 +62,8 @@ const TEXT = {
 const ja = TEXT.ja;
 // The contact the drill operates (the only one that includes drills in the test's settings).
 const DRILL_RELAY = env.EEWGATE_DRILL_RELAY || '2';
+// The contact the self-test step tests (one with pins and no read-back).
+const SELFTEST_RELAY = env.EEWGATE_SELFTEST_RELAY || '1';
 
 class Failure extends Error {}
 
@@ -502,6 +505,34 @@ async function drill(t) {
   return `drill ran (countdown ${first} → ${second}) and was reset`;
 }
 
+/** Self-test of a contact without read-back from the Tests page: the button waits for
+ *  the confirmation, the row shows the pin's result, asks whether the equipment reacted,
+ *  and the operator's answer becomes the contact's last verification. */
+async function selfTest(t) {
+  const { page } = t;
+  await page.locator('#pages [data-view=tests]').click();
+  await untilView(t, 'tests');
+  const output = 'relay:' + SELFTEST_RELAY;
+  const button = page.locator(`button[data-selftest="${output}"]`);
+  await button.waitFor();
+  check(await button.isDisabled(), 'a contact\'s test waits for the confirmation');
+  await page.locator(`input[data-selftest-confirm="${output}"]`).check();
+  check(!(await button.isDisabled()), 'the confirmation enables the test');
+  await button.click();
+  const ask = page.locator(`[data-selftest-ask="${output}"]`);
+  await ask.waitFor({ state: 'visible' });
+  await shot(t, 'asks');
+  await page.locator(`input[data-confirm-note="${output}"]`).fill('elevator hall lamp lit');
+  await page.locator(`button[data-confirm="${output}"][data-ok="true"]`).click();
+  await until(t, 'the confirmation is recorded', (o) =>
+    (document.querySelector(`[data-selftest-state="${o}"]`) || {}).dataset?.phase === 'recorded', output);
+  await until(t, 'the last verification is the operator\'s', ([o, word]) =>
+    (document.querySelector(`[data-selftest-last="${o}"]`) || { textContent: '' }).textContent.includes(word),
+  [output, ja.method_operator]);
+  await shot(t, 'recorded');
+  return `${output} tested and confirmed by the operator`;
+}
+
 /** History: the received telegrams are listed, a telegram's raw text opens as text, and
  *  the CSV export downloads a file with a header row (and a BOM for spreadsheets). */
 async function history(t) {
@@ -585,6 +616,7 @@ export const STEPS = [
   { name: 'login', run: login },
   { name: 'dashboard', run: dashboard },
   { name: 'drill', run: drill },
+  { name: 'self-test', run: selfTest },
   { name: 'settings', run: settings },
   { name: 'history', run: history },
   { name: 'system', run: system },

@@ -170,6 +170,13 @@ pub enum Operation {
     Silence,
     /// Start a drill (labelled `drill` on every output).
     Drill(DrillRequest),
+    /// Exercise one output on its own and verify it (read-back, pin level, playback,
+    /// broker acknowledgement…); the result appears on the status model's
+    /// `verification[output]`.
+    SelfTest(SelfTestRequest),
+    /// The operator's own observation after a self-test ("I heard it", "the contact
+    /// operated", or not): evidence for an output that cannot observe itself.
+    ConfirmTest(ConfirmTestRequest),
 }
 
 /// Which drill: a recorded event replayed (`recorded`, an id from `drills()`), or a
@@ -194,11 +201,65 @@ pub struct DrillRequest {
     pub warning: bool,
 }
 
+/// Which output to self-test.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfTestRequest {
+    /// The operator confirmed that the contact may operate real equipment. Required for
+    /// `relay:N` (the router refuses a relay's self-test without it).
+    #[serde(default)]
+    pub confirm: bool,
+    /// `relay:N` (N 1..=255), `led`, `audio` or `mqtt` (checked by the router, see
+    /// [`SelfTestRequest::valid_output`]).
+    pub output: String,
+}
+
+impl SelfTestRequest {
+    /// Whether `output` names an output in its one accepted form: `led`, `audio`,
+    /// `mqtt`, or `relay:N` with N from 1 to 255 written without sign or leading zero
+    /// (the status model's keys).
+    pub fn valid_output(output: &str) -> bool {
+        match output {
+            "led" | "audio" | "mqtt" => true,
+            _ => output.strip_prefix("relay:").is_some_and(|n| {
+                n.parse::<u8>()
+                    .is_ok_and(|id| id != 0 && id.to_string() == n)
+            }),
+        }
+    }
+
+    /// Whether `output` is a relay contact (its self-test needs the confirmation).
+    pub fn is_relay(output: &str) -> bool {
+        output.starts_with("relay:")
+    }
+}
+
+/// The operator's observation after a self-test of `output`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmTestRequest {
+    /// The output tested, in the same form as [`SelfTestRequest::output`].
+    pub output: String,
+    /// It worked (the contact operated, the LED lit, the sound was heard…).
+    pub ok: bool,
+    /// What the operator saw or heard, at most [`ConfirmTestRequest::MAX_NOTE_CHARS`]
+    /// characters; the router passes `None` for an empty or blank note.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl ConfirmTestRequest {
+    /// The longest note, in characters.
+    pub const MAX_NOTE_CHARS: usize = 200;
+}
+
 /// Why an operation was not done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OperationError {
     /// Not now, or not allowed by the settings (409): `code` is stable
-    /// (`alert_in_progress`, `drill_disabled`, `not_running`), `message` for people.
+    /// (`alert_in_progress`, `drill_disabled`, `not_running`; for self-tests also
+    /// `output_disabled`: the output is switched off in the settings, and `busy`: the
+    /// output is being tested or used already), `message` for people.
     #[error("{message}")]
     Refused {
         /// Stable code.
@@ -284,7 +345,22 @@ pub trait Appliance: Send + Sync + 'static {
     /// whether drills are allowed at all (`alert.drill`).
     fn drills(&self) -> impl Future<Output = Result<serde_json::Value, ApplianceError>> + Send;
 
-    /// Carries out an operator's request; the answer describes what happened.
+    /// The self-tests on offer: `{"allowed": bool, "outputs": [{"output": "relay:1",
+    /// "name": "elevators", "enabled": bool, "readback": bool, "needs_confirmation":
+    /// bool}, …]}`. `allowed` is false while an alert is in progress; `name` is the
+    /// output's name from the settings (or `null`); `readback` says a relay's contact is
+    /// read back; `needs_confirmation` says the appliance cannot observe the result
+    /// itself (no read-back), so the operator's confirmation
+    /// ([`Operation::ConfirmTest`]) is the evidence.
+    fn self_tests(&self) -> impl Future<Output = Result<serde_json::Value, ApplianceError>> + Send;
+
+    /// Carries out an operator's request; the answer describes what happened. For
+    /// [`Operation::SelfTest`]: `{"ok": true, "output", "started_at": RFC 3339,
+    /// "needs_confirmation": bool}`, the result following on the status model as
+    /// `verification[output]` (`{"last": {"at", "source", "method", "ok",
+    /// "measurement_ms", "detail"}, "last_ok_at", "last_ok_method"}`, `last.at` at or
+    /// after `started_at`). For [`Operation::ConfirmTest`]: `{"ok": true, "output"}`, the
+    /// observation following on the status model with `source` and `method` `operator`.
     fn operate(
         &self,
         op: Operation,

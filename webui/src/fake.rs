@@ -41,6 +41,62 @@ pub struct FakeState {
     pub logs: String,
     /// Every operation carried out, oldest first.
     pub operations: Vec<crate::appliance::Operation>,
+    /// Outputs switched off in the (fake) settings: listed by `self_tests()` with
+    /// `enabled: false`, and a self-test of one is refused (`output_disabled`).
+    pub disabled_outputs: std::collections::BTreeSet<String>,
+    /// Outputs whose self-test fails (`ok: false` on the status model).
+    pub failing_outputs: std::collections::BTreeSet<String>,
+    /// How long a self-test takes. `None`: its result is on the status model when the
+    /// answer is; `Some`: it follows that long after the answer (a task; a runtime with
+    /// timers is needed), and another self-test of the output meanwhile is `busy`.
+    pub self_test_delay: Option<std::time::Duration>,
+    /// Outputs being self-tested now (only with a delay).
+    pub self_tests_running: std::collections::BTreeSet<String>,
+    /// The verification record by output, as the status model carries it; merged into
+    /// every published status that has no `verification` of its own (a new record
+    /// replaces whatever `verification` the current status has).
+    pub verification: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The fake's outputs: `(output, name, read-back)`.
+const FAKE_OUTPUTS: &[(&str, &str, bool)] = &[
+    ("relay:1", "elevators", true),
+    ("relay:2", "gas shut-off", false),
+    ("led", "status LED", false),
+    ("audio", "audio jack", false),
+    ("mqtt", "BMS broker", false),
+];
+
+/// How the fake verifies `output`: `(method, needs the operator's confirmation,
+/// measurement_ms, detail when it works)`.
+fn fake_check(output: &str, readback: bool) -> (&'static str, bool, Option<u64>, &'static str) {
+    match output {
+        "led" => ("pin", true, None, "LED pin driven through its test pattern"),
+        "audio" => (
+            "playback",
+            true,
+            Some(1800),
+            "test chime played to the end on the sound card",
+        ),
+        "mqtt" => (
+            "roundtrip",
+            false,
+            Some(38),
+            "probe received back through the broker",
+        ),
+        _ if readback => (
+            "readback",
+            false,
+            Some(12),
+            "contact closed for 500 ms; read-back followed",
+        ),
+        _ => (
+            "pin",
+            true,
+            None,
+            "contact pin driven for 500 ms; no read-back",
+        ),
+    }
 }
 
 /// An in-memory appliance.
@@ -73,9 +129,77 @@ impl FakeAppliance {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Publish a new status snapshot.
+    /// Publish a new status snapshot (with the fake's `verification` record when the
+    /// snapshot has none, as the daemon's status model always has it).
     pub fn set_status(&self, status: serde_json::Value) {
+        let verification = self.state().verification.clone();
+        self.publish(status, verification);
+    }
+
+    fn publish(
+        &self,
+        mut status: serde_json::Value,
+        verification: serde_json::Map<String, serde_json::Value>,
+    ) {
+        if let Some(o) = status.as_object_mut()
+            && !verification.is_empty()
+        {
+            o.entry("verification")
+                .or_insert(serde_json::Value::Object(verification));
+        }
         self.status_tx.send_replace(status);
+    }
+
+    /// Record one verification of `output` and publish it on the status model.
+    fn record_verification(&self, output: &str, last: serde_json::Value) {
+        let verification = {
+            let mut s = self.state();
+            let ok = last.get("ok").and_then(serde_json::Value::as_bool) == Some(true);
+            let previous = s.verification.get(output).cloned().unwrap_or_default();
+            let (last_ok_at, last_ok_method) = if ok {
+                (
+                    last.get("at").cloned().unwrap_or_default(),
+                    last.get("method").cloned().unwrap_or_default(),
+                )
+            } else {
+                (
+                    previous.get("last_ok_at").cloned().unwrap_or_default(),
+                    previous.get("last_ok_method").cloned().unwrap_or_default(),
+                )
+            };
+            s.verification.insert(
+                output.to_owned(),
+                serde_json::json!({ "last": last, "last_ok_at": last_ok_at, "last_ok_method": last_ok_method }),
+            );
+            s.self_tests_running.remove(output);
+            s.verification.clone()
+        };
+        let mut status = self.status_tx.borrow().clone();
+        if let Some(o) = status.as_object_mut() {
+            o.remove("verification");
+        }
+        self.publish(status, verification);
+    }
+
+    /// Whether `output` has read-back, or why a self-test (or a confirmation) of it is
+    /// refused: no such output (`Invalid`), switched off (`output_disabled`).
+    fn self_test_refusal(
+        s: &FakeState,
+        output: &str,
+    ) -> Result<bool, crate::appliance::OperationError> {
+        use crate::appliance::OperationError;
+        let Some((_, _, readback)) = FAKE_OUTPUTS.iter().find(|(o, _, _)| *o == output) else {
+            return Err(OperationError::Invalid(format!(
+                "this appliance has no output {output}"
+            )));
+        };
+        if s.disabled_outputs.contains(output) {
+            return Err(OperationError::Refused {
+                code: "output_disabled",
+                message: format!("{output} is switched off in the settings"),
+            });
+        }
+        Ok(*readback)
     }
 
     fn page(records: &[serde_json::Value], q: &HistoryQuery) -> Vec<serde_json::Value> {
@@ -305,22 +429,113 @@ impl Appliance for FakeAppliance {
         }))
     }
 
+    async fn self_tests(&self) -> Result<serde_json::Value, ApplianceError> {
+        let s = self.state();
+        let outputs: Vec<serde_json::Value> = FAKE_OUTPUTS
+            .iter()
+            .map(|(output, name, readback)| {
+                let (_, needs_confirmation, _, _) = fake_check(output, *readback);
+                serde_json::json!({
+                    "output": output, "name": name, "enabled": !s.disabled_outputs.contains(*output),
+                    "readback": readback, "needs_confirmation": needs_confirmation,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "allowed": !s.alert_in_progress, "outputs": outputs }))
+    }
+
     async fn operate(
         &self,
         op: crate::appliance::Operation,
     ) -> Result<serde_json::Value, crate::appliance::OperationError> {
         use crate::appliance::{Operation, OperationError};
+        let now = || chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
         let mut s = self.state();
-        if let Operation::Drill(d) = &op {
-            if s.alert_in_progress {
-                return Err(OperationError::Refused {
-                    code: "alert_in_progress",
-                    message: "an alert is in progress".into(),
+        match &op {
+            Operation::Drill(d) => {
+                if s.alert_in_progress {
+                    return Err(OperationError::Refused {
+                        code: "alert_in_progress",
+                        message: "an alert is in progress".into(),
+                    });
+                }
+                if d.recorded.as_deref().is_some_and(|r| r != "bungo-2024") {
+                    return Err(OperationError::Invalid("no such recorded event".into()));
+                }
+            }
+            Operation::SelfTest(t) => {
+                let readback = Self::self_test_refusal(&s, &t.output)?;
+                if s.alert_in_progress {
+                    return Err(OperationError::Refused {
+                        code: "alert_in_progress",
+                        message: "an alert is in progress: no self-test now".into(),
+                    });
+                }
+                if s.self_tests_running.contains(&t.output) {
+                    return Err(OperationError::Refused {
+                        code: "busy",
+                        message: format!("{} is being tested already", t.output),
+                    });
+                }
+                let output = t.output.clone();
+                let (method, needs_confirmation, measurement_ms, detail) =
+                    fake_check(&output, readback);
+                let ok = !s.failing_outputs.contains(&output);
+                let delay = s.self_test_delay;
+                if delay.is_some() {
+                    s.self_tests_running.insert(output.clone());
+                }
+                s.operations.push(op);
+                let started_at = now();
+                let answer = serde_json::json!({
+                    "ok": true, "output": output, "started_at": started_at.to_rfc3339(),
+                    "needs_confirmation": needs_confirmation,
                 });
+                let finish = move |fake: &Self| {
+                    let at = now().max(started_at);
+                    fake.record_verification(
+                        &output,
+                        serde_json::json!({
+                            "at": at.to_rfc3339(), "source": "self_test", "method": method, "ok": ok,
+                            "measurement_ms": if ok { measurement_ms } else { None },
+                            "detail": if ok { detail } else { "no response from the output" },
+                        }),
+                    );
+                };
+                match delay {
+                    None => {
+                        drop(s);
+                        finish(self);
+                    }
+                    Some(d) => {
+                        drop(s);
+                        let fake = self.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(d).await;
+                            finish(&fake);
+                        });
+                    }
+                }
+                return Ok(answer);
             }
-            if d.recorded.as_deref().is_some_and(|r| r != "bungo-2024") {
-                return Err(OperationError::Invalid("no such recorded event".into()));
+            Operation::ConfirmTest(c) => {
+                Self::self_test_refusal(&s, &c.output)?;
+                let (output, ok, note) = (c.output.clone(), c.ok, c.note.clone());
+                s.operations.push(op);
+                drop(s);
+                let at = now().to_rfc3339();
+                self.record_verification(
+                    &output,
+                    serde_json::json!({
+                        "at": at, "source": "operator", "method": "operator", "ok": ok,
+                        "measurement_ms": null, "detail": note,
+                    }),
+                );
+                return Ok(
+                    serde_json::json!({ "ok": true, "output": output, "at": at, "worked": ok }),
+                );
             }
+            Operation::Reset | Operation::Silence => {}
         }
         s.operations.push(op);
         Ok(serde_json::json!({ "ok": true }))

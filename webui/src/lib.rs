@@ -67,8 +67,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use appliance::{
-    Appliance, ApplianceError, AuditEntry, DrillRequest, HistoryQuery, Operation, OperationError,
-    SettingChange, SettingsCheck, SettingsDiff, SettingsEdit, SettingsProblem, SettingsSaved,
+    Appliance, ApplianceError, AuditEntry, ConfirmTestRequest, DrillRequest, HistoryQuery,
+    Operation, OperationError, SelfTestRequest, SettingChange, SettingsCheck, SettingsDiff,
+    SettingsEdit, SettingsProblem, SettingsSaved,
 };
 pub use history::{CSV_ALERT_COLUMNS, CSV_TELEGRAM_COLUMNS, EXPORT_MAX_ROWS};
 pub use server::{ROUTES, RouteSpec};

@@ -101,13 +101,76 @@ fn history_export(table: &str) -> Value {
 /// The document served at `/api/openapi.json`.
 pub fn document() -> Value {
     let mut doc = base_document();
-    if let (Some(paths), Value::Object(more)) = (
-        doc.get_mut("paths").and_then(Value::as_object_mut),
-        operation_paths(),
-    ) {
-        paths.extend(more);
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for more in [operation_paths(), self_test_paths()] {
+            if let Value::Object(more) = more {
+                paths.extend(more);
+            }
+        }
     }
     doc
+}
+
+/// `output` of a self-test: its one accepted form.
+fn output_schema() -> Value {
+    json!({
+        "type": "string",
+        "pattern": "^(relay:([1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5])|led|audio|mqtt)$",
+        "description": "relay:N (N from 1 to 255, no leading zero), led, audio or mqtt.",
+        "examples": ["relay:1", "audio"]
+    })
+}
+
+/// The per-output self-test routes (a third literal, for the macro's recursion limit).
+fn self_test_paths() -> Value {
+    json!({
+            "/api/selftests": { "get": {
+                "summary": "The outputs that can be self-tested, and whether self-tests are allowed now (not during an alert). The results are on the status model's `verification` (GET /api/status, /api/events).",
+                "security": [{ "session": [] }],
+                "responses": {
+                    "200": { "description": "The self-tests.", "content": { "application/json": { "schema": { "type": "object", "required": ["allowed", "outputs"], "properties": {
+                        "allowed": { "type": "boolean", "description": "False while an alert is in progress." },
+                        "outputs": { "type": "array", "items": { "type": "object", "required": ["output", "enabled", "readback", "needs_confirmation"], "properties": {
+                            "output": output_schema(),
+                            "name": { "type": ["string", "null"], "description": "The output's name from the settings." },
+                            "enabled": { "type": "boolean" },
+                            "readback": { "type": "boolean", "description": "A relay contact whose state is read back." },
+                            "needs_confirmation": { "type": "boolean", "description": "The appliance cannot observe the result itself: the operator's confirmation (POST /api/selftest/confirm) is the evidence." } } } } } } } } },
+                    "401": error_response("No session.")
+                }
+            } },
+            "/api/selftest": { "post": {
+                "summary": "Exercise one output on its own and verify it (a relay closes briefly; the LED, a chime, a test message). Answers at once; the result follows on the status model as verification[output] with last.at at or after started_at. Audited (`self_test`; refusals by the appliance `self_test_refused`).",
+                "security": [{ "session": [], "csrf": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["output"], "additionalProperties": false, "properties": {
+                    "output": output_schema(),
+                    "confirm": { "type": "boolean", "default": false, "description": "Must be true for relay:N: the contact may operate real equipment." } } } } } },
+                "responses": {
+                    "200": { "description": "Started.", "content": { "application/json": { "schema": { "type": "object", "required": ["ok", "output", "started_at", "needs_confirmation"], "properties": {
+                        "ok": { "const": true }, "output": { "type": "string" }, "started_at": { "type": "string", "format": "date-time" },
+                        "needs_confirmation": { "type": "boolean", "description": "Ask the operator whether it worked (POST /api/selftest/confirm)." } } } } } },
+                    "400": error_response("`invalid_output` (not relay:N, led, audio or mqtt), `confirm_required` (a relay without \"confirm\": true), or an output this appliance does not have."),
+                    "401": error_response("No session."),
+                    "403": error_response("Missing or wrong CSRF token."),
+                    "409": error_response("`alert_in_progress`, `output_disabled` (switched off in the settings), `busy` (being tested or used already) or `not_running`.")
+                }
+            } },
+            "/api/selftest/confirm": { "post": {
+                "summary": "Record the operator's observation after a self-test (it worked, or not, and a note): the evidence for an output that cannot observe itself; it follows on the status model with source and method `operator`. Audited (`self_test_confirmed`).",
+                "security": [{ "session": [], "csrf": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["output", "ok"], "additionalProperties": false, "properties": {
+                    "output": output_schema(),
+                    "ok": { "type": "boolean", "description": "It worked." },
+                    "note": { "type": ["string", "null"], "maxLength": 200, "description": "What was seen or heard; one line." } } } } } },
+                "responses": {
+                    "200": { "description": "Recorded.", "content": { "application/json": { "schema": { "type": "object", "required": ["ok", "output"], "properties": { "ok": { "const": true }, "output": { "type": "string" } } } } } },
+                    "400": error_response("`invalid_output`, a note over 200 characters or with control characters, or an output this appliance does not have."),
+                    "401": error_response("No session."),
+                    "403": error_response("Missing or wrong CSRF token."),
+                    "409": error_response("`output_disabled` or `not_running`.")
+                }
+            } }
+    })
 }
 
 /// The settings, system, drill and operator routes (a second literal: one `json!` for

@@ -88,6 +88,9 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/system/config", true, false),
     route("GET", "/api/drills", true, false),
     route("POST", "/api/drill", true, false),
+    route("GET", "/api/selftests", true, false),
+    route("POST", "/api/selftest", true, false),
+    route("POST", "/api/selftest/confirm", true, false),
     route("POST", "/api/alert/reset", true, false),
     route("POST", "/api/alert/silence", true, false),
     route("GET", "/api/openapi.json", false, false),
@@ -263,6 +266,9 @@ fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppStat
         ("GET", "/api/system/config") => return get(system_config::<A>),
         ("GET", "/api/drills") => return get(drills::<A>),
         ("POST", "/api/drill") => return post(drill::<A>),
+        ("GET", "/api/selftests") => return get(self_tests::<A>),
+        ("POST", "/api/selftest") => return post(self_test::<A>),
+        ("POST", "/api/selftest/confirm") => return post(confirm_test::<A>),
         ("POST", "/api/alert/reset" | "/api/alert/silence") => {
             return post(alert_command::<A>);
         }
@@ -1182,6 +1188,107 @@ async fn drill<A: Appliance>(
     .await
 }
 
+async fn self_tests<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    shared
+        .appliance
+        .self_tests()
+        .await
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// A self-test's output must be named in its one accepted form.
+fn check_output(output: &str) -> Result<(), ApiError> {
+    if crate::SelfTestRequest::valid_output(output) {
+        Ok(())
+    } else {
+        // `{:?}` quotes and escapes whatever was sent.
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_output",
+            format!(
+                "{:?} is not an output: use relay:N (N from 1 to 255), led, audio or mqtt",
+                output.chars().take(40).collect::<String>()
+            ),
+        ))
+    }
+}
+
+async fn self_test<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+    body: Result<Json<crate::SelfTestRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body?;
+    check_output(&req.output)?;
+    if crate::SelfTestRequest::is_relay(&req.output) && !req.confirm {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "confirm_required",
+            format!(
+                "a self-test of {} closes its contact briefly and may operate real equipment \
+                 wired to it: send \"confirm\": true",
+                req.output
+            ),
+        ));
+    }
+    let what = format!("self-test of {}", req.output);
+    operate(
+        &shared,
+        client,
+        crate::Operation::SelfTest(req),
+        "self_test",
+        what,
+    )
+    .await
+}
+
+async fn confirm_test<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    client: ClientAddr,
+    _admin: Admin,
+    body: Result<Json<crate::ConfirmTestRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(mut req) = body?;
+    check_output(&req.output)?;
+    let max = crate::ConfirmTestRequest::MAX_NOTE_CHARS;
+    if let Some(note) = &req.note {
+        if note.chars().count() > max {
+            return Err(ApiError::bad_request(format!(
+                "the note is limited to {max} characters"
+            )));
+        }
+        if note.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "the note must be one line of text (no control characters)",
+            ));
+        }
+    }
+    req.note = req
+        .note
+        .take()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    let what = match (&req.note, req.ok) {
+        (None, true) => format!("{} worked", req.output),
+        (None, false) => format!("{} did not work", req.output),
+        (Some(n), true) => format!("{} worked: {n}", req.output),
+        (Some(n), false) => format!("{} did not work: {n}", req.output),
+    };
+    operate(
+        &shared,
+        client,
+        crate::Operation::ConfirmTest(req),
+        "self_test_confirmed",
+        what,
+    )
+    .await
+}
+
 /// `POST /api/alert/reset` and `/api/alert/silence`: which one is the path's last part.
 async fn alert_command<A: Appliance>(
     State(shared): State<AppState<A>>,
@@ -1266,6 +1373,41 @@ mod tests {
             assert!(upload_name(bad, ".wav").is_err(), "{bad:?}");
         }
         assert!(upload_name(&format!("{}.wav", "a".repeat(61)), ".wav").is_err());
+    }
+
+    #[test]
+    fn self_test_outputs_have_one_form() {
+        use crate::SelfTestRequest;
+        for good in [
+            "relay:1",
+            "relay:9",
+            "relay:10",
+            "relay:255",
+            "led",
+            "audio",
+            "mqtt",
+        ] {
+            assert!(SelfTestRequest::valid_output(good), "{good}");
+        }
+        for bad in [
+            "relay:0",
+            "relay:256",
+            "relay:01",
+            "relay:+1",
+            "relay:-1",
+            "relay:x",
+            "relay:",
+            "relay",
+            "relay:1 ",
+            " led",
+            "LED",
+            "speaker",
+            "../x",
+            "",
+            "relay:1/..",
+        ] {
+            assert!(!SelfTestRequest::valid_output(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum CoreCommand {
     /// One report of a recorded event replayed as a drill, its times already shifted to
     /// "as if now" (`crate::drills::plan`).
     DrillReport(Box<Report>),
+    /// Evidence from outside the outputs (an operator's confirmation of a self-test),
+    /// recorded like the outputs' own.
+    Evidence(crate::outputs::Proof),
 }
 
 /// Options of `eewgate run` beyond the settings file.
@@ -355,7 +358,8 @@ async fn run_generation(
             events.clone(),
             progress.clone(),
             history,
-        );
+        )
+        .with_evidence(ctx.clone());
         let cancel = sup.token();
         let stall = opts.stall_core_after;
         sup.spawn(
@@ -478,6 +482,7 @@ async fn open_history(
             return None;
         }
     };
+    restore_verification(&store, status).await;
     let (writer, task) = HistoryWriter::new(store.clone(), WriterOptions::default());
     let cancel = sup.token();
     sup.spawn("history", async move {
@@ -495,6 +500,36 @@ async fn open_history(
         text: cfg.text.clone(),
     });
     Some(writer)
+}
+
+/// Each channel's latest evidence from history onto the status model: a proof's age
+/// must survive restarts, or a restart would make an unproved output look fresh.
+async fn restore_verification(store: &Store, status: &watch::Sender<Status>) {
+    let summary = match store.evidence_summary().await {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the evidence history: every channel starts unproved");
+            return;
+        }
+    };
+    let view = |r: crate::store::EvidenceRow| crate::status::Evidence {
+        at: r.at,
+        source: r.source,
+        method: r.method,
+        ok: r.ok,
+        measurement_ms: r.measurement_ms,
+        detail: r.detail,
+    };
+    status.send_modify(|s| {
+        for (channel, sum) in summary {
+            let v = crate::status::Verification {
+                last_ok_at: sum.last_ok.as_ref().map(|r| r.at),
+                last_ok_method: sum.last_ok.map(|r| r.method),
+                last: Some(view(sum.last)),
+            };
+            s.verification.insert(channel, v);
+        }
+    });
 }
 
 fn spawn_link(sup: &mut Supervisor, link: &LinkConfig, tx: mpsc::Sender<LinkEvent>) {
@@ -619,9 +654,39 @@ struct Core {
     all_down_reported: bool,
     history: Option<HistoryWriter>,
     history_health: Option<watch::Receiver<StoreHealth>>,
+    /// Where evidence from commands goes (the outputs' context).
+    evidence: Option<crate::outputs::Ctx>,
 }
 
 impl Core {
+    fn with_evidence(mut self, ctx: crate::outputs::Ctx) -> Self {
+        self.evidence = Some(ctx);
+        self
+    }
+
+    /// The MQTT self-test: the publisher's probe, not an engine action (it has no
+    /// effect a building could feel, so nothing stands in its way but a running alarm).
+    fn mqtt_self_test(&self) -> Decision {
+        let refused = |why| Decision {
+            event_id: None,
+            serial: None,
+            label: eew_core::engine::Label::Test,
+            outcome: "self_test_refused",
+            detail: Some(why),
+        };
+        if !self.engine.running_alarms().is_empty() {
+            return refused("alert_in_progress");
+        }
+        match self.outputs.probe_mqtt("self_test") {
+            Ok(()) => Decision {
+                outcome: "self_test_started",
+                detail: None,
+                ..refused("")
+            },
+            Err(why) => refused(why),
+        }
+    }
+
     fn new(
         cfg: &DaemonConfig,
         status: watch::Sender<Status>,
@@ -681,6 +746,7 @@ impl Core {
             all_down_reported: false,
             history,
             history_health,
+            evidence: None,
         }
     }
 
@@ -1000,6 +1066,19 @@ impl Core {
 
     fn on_command(&mut self, c: CoreCommand) {
         match c {
+            CoreCommand::Engine(
+                Command::SelfTest {
+                    output: OutputId::Mqtt,
+                },
+                reply,
+            ) => {
+                tracing::info!(output = "mqtt", "operator command: self-test");
+                let _ = reply.send(vec![self.mqtt_self_test()]);
+            }
+            CoreCommand::Evidence(proof) => match &self.evidence {
+                Some(ctx) => ctx.evidence(proof),
+                None => tracing::warn!(output = %proof.channel, "evidence with nowhere to go"),
+            },
             CoreCommand::Engine(command, reply) => {
                 tracing::info!(command = ?command, "operator command");
                 let step = self.engine.step(Input::Command(command), now_jst());

@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::EventPrinter;
 use crate::config::{HardwareConfig, LedPins, RelayPins};
-use crate::hw::led::{LedState, Rgb, frames, state};
+use crate::hw::led::{LedState, Rgb, frames, lamp_test_length, state};
 use crate::hw::sim::SimBoard;
 use crate::hw::{Backend, InputPin, OutputPin, operated_level, released_level};
 use crate::mqtt::MqttInput;
 use crate::status::Status;
-use crate::store::{FaultRecord, HistoryWriter, OutputRecord, Record};
+use crate::store::{EvidenceRecord, FaultRecord, HistoryWriter, OutputRecord, Record};
 use crate::system::clock::{now_jst, now_utc};
 
 /// Capacity of each relay's queue.
@@ -205,6 +205,16 @@ impl Router {
             .map_err(|e| send_error(&output.to_string(), &e))
     }
 
+    /// Asks the MQTT output for a probe (its self-test); why not as a stable code.
+    pub(crate) fn probe_mqtt(&self, source: &'static str) -> Result<(), &'static str> {
+        match &self.mqtt {
+            Some(m) if self.mqtt_feed => {
+                m.try_send(MqttInput::Probe { source }).map_err(|_| "busy")
+            }
+            _ => Err("output_disabled"),
+        }
+    }
+
     /// True when the MQTT output republishes every report and decision.
     pub(crate) fn mqtt_feed(&self) -> bool {
         self.mqtt_feed && self.mqtt.is_some()
@@ -333,6 +343,75 @@ impl Ctx {
     }
 }
 
+/// One piece of evidence about a channel (what `Ctx::evidence` records).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proof {
+    /// `relay:1`, `audio`, `led`, `mqtt`, …
+    pub(crate) channel: String,
+    /// `self_test`, `operator`, `alarm`, `probe`.
+    pub(crate) source: &'static str,
+    /// `readback`, `pin`, `playback`, `roundtrip`, `operator`, …
+    pub(crate) method: &'static str,
+    /// It worked.
+    pub(crate) ok: bool,
+    /// What was measured, ms.
+    pub(crate) measurement_ms: Option<f64>,
+    /// For people.
+    pub(crate) detail: String,
+}
+
+impl Ctx {
+    /// Records evidence that a channel works (or a failed proof): history (`evidence`),
+    /// the status model's `verification`, an event line and the log. Never waits.
+    pub(crate) fn evidence(&self, p: Proof) {
+        let at = now_utc();
+        if p.ok {
+            tracing::info!(output = %p.channel, source = p.source, method = p.method,
+                measurement_ms = ?p.measurement_ms, detail = %p.detail, "evidence: working");
+        } else {
+            tracing::error!(output = %p.channel, source = p.source, method = p.method,
+                detail = %p.detail, "evidence: proof failed");
+        }
+        if let Some(ev) = &self.events {
+            ev.send(json!({
+                "type": "evidence", "output": p.channel, "source": p.source,
+                "method": p.method, "ok": p.ok, "measurement_ms": p.measurement_ms,
+                "detail": p.detail, "at": at.to_rfc3339(),
+            }));
+        }
+        let shown = crate::status::Evidence {
+            at,
+            source: p.source.to_owned(),
+            method: p.method.to_owned(),
+            ok: p.ok,
+            measurement_ms: p.measurement_ms,
+            detail: Some(p.detail.clone()),
+        };
+        self.status.send_modify(|s| {
+            s.verification
+                .entry(p.channel.clone())
+                .or_default()
+                .record(shown);
+        });
+        if let Some(h) = &self.history {
+            let _ = h.try_send(Record::Evidence(EvidenceRecord {
+                at,
+                channel: p.channel,
+                source: p.source.to_owned(),
+                method: p.method.to_owned(),
+                ok: p.ok,
+                measurement_ms: p.measurement_ms,
+                detail: Some(p.detail),
+            }));
+        }
+    }
+}
+
+/// Milliseconds of a duration, for evidence.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// The action as a JSON line (`type = "action"`), with extra fields.
 pub(crate) fn action_line(a: &Action, extra: serde_json::Value) -> Option<serde_json::Value> {
     let mut v = serde_json::to_value(a).ok()?;
@@ -345,11 +424,18 @@ pub(crate) fn action_line(a: &Action, extra: serde_json::Value) -> Option<serde_
     Some(v)
 }
 
+/// A self-test pulse under way on one contact: how its closing went.
+struct PulseTest {
+    /// The read-back's delay closing (or the pin's result without one).
+    closed: Result<Option<Duration>, String>,
+}
+
 async fn relay_task(
     mut r: RelayDriver,
     mut rx: mpsc::Receiver<Action>,
     ctx: Ctx,
 ) -> anyhow::Result<()> {
+    let mut test: Option<PulseTest> = None;
     loop {
         let a = tokio::select! {
             () = ctx.cancel.cancelled() => return Ok(()),
@@ -391,15 +477,17 @@ async fn relay_task(
                 "ok": result.is_ok(),
             }));
         }
-        let problem = match result {
-            Err(err) => Some(format!("fault: cannot set pin {}: {err}", r.pins.pin)),
+        let followed = match result {
+            Err(err) => Err(format!("fault: cannot set pin {}: {err}", r.pins.pin)),
             Ok(()) => match r.readback.as_mut() {
                 Some(input) => readback(input.as_mut(), closed, r.pins.readback_timeout)
                     .await
-                    .err(),
-                None => None,
+                    .map(Some),
+                None => Ok(None),
             },
         };
+        test = relay_evidence(&r, &a, closed, &followed, test, &ctx);
+        let problem = followed.err();
         let detail = match &problem {
             Some(p) => p.clone(),
             None => format!("pin {} level {}", r.pins.pin, u8::from(level)),
@@ -415,13 +503,102 @@ async fn relay_task(
     }
 }
 
+/// Evidence from one switching of a contact; returns the self-test still under way.
+///
+/// A self-test pulse is proved by its closing and its opening: with a read-back both
+/// must follow (`readback`); without one the pin was set, which is all the appliance can
+/// see (`pin`), so the operator's confirmation is what proves the contact. An alarm's
+/// switching with a read-back that follows is evidence too (`alarm`).
+fn relay_evidence(
+    r: &RelayDriver,
+    a: &Action,
+    closed: bool,
+    followed: &Result<Option<Duration>, String>,
+    test: Option<PulseTest>,
+    ctx: &Ctx,
+) -> Option<PulseTest> {
+    let method = if r.readback.is_some() {
+        "readback"
+    } else {
+        "pin"
+    };
+    let proof = |source, ok, measurement_ms, detail| Proof {
+        channel: r.label.clone(),
+        source,
+        method,
+        ok,
+        measurement_ms,
+        detail,
+    };
+    if a.cause == eew_core::engine::Cause::SelfTest && closed {
+        if let Err(e) = followed {
+            ctx.evidence(proof("self_test", false, None, format!("closing: {e}")));
+            return None;
+        }
+        return Some(PulseTest {
+            closed: followed.clone(),
+        });
+    }
+    match (test, closed) {
+        // The test pulse ended: the proof is complete.
+        (Some(t), false) if a.event_id.is_none() => {
+            let (ok, measurement_ms, detail) = match (&t.closed, followed) {
+                (Ok(Some(c)), Ok(Some(o))) => (
+                    true,
+                    Some(ms(*c)),
+                    format!(
+                        "read-back followed: closed in {:.1} ms, opened in {:.1} ms",
+                        ms(*c),
+                        ms(*o)
+                    ),
+                ),
+                (Ok(_), Ok(_)) => (
+                    true,
+                    None,
+                    format!(
+                        "pin {} closed and opened; no read-back: confirm that the equipment reacted",
+                        r.pins.pin
+                    ),
+                ),
+                (_, Err(e)) | (Err(e), _) => (false, None, format!("opening: {e}")),
+            };
+            ctx.evidence(proof("self_test", ok, measurement_ms, detail));
+            None
+        }
+        (t, _) => {
+            if t.is_some() {
+                tracing::info!(output = %r.label, event_id = ?a.event_id, "self-test taken over by an alarm");
+            }
+            if a.event_id.is_some() && r.readback.is_some() {
+                match followed {
+                    Ok(delay) => ctx.evidence(proof(
+                        "alarm",
+                        true,
+                        delay.map(ms),
+                        format!(
+                            "read-back followed the alarm's {}",
+                            if closed { "closing" } else { "opening" }
+                        ),
+                    )),
+                    Err(e) => ctx.evidence(proof("alarm", false, None, e.clone())),
+                }
+            }
+            None
+        }
+    }
+}
+
 /// Waits until the feedback contact reads `closed` (high = closed), or fails after
-/// `timeout`.
-async fn readback(input: &mut dyn InputPin, closed: bool, timeout: Duration) -> Result<(), String> {
+/// `timeout`; answers how long it took.
+async fn readback(
+    input: &mut dyn InputPin,
+    closed: bool,
+    timeout: Duration,
+) -> Result<Duration, String> {
     let start = Instant::now();
     loop {
         match input.read() {
-            Ok(v) if v == closed => return Ok(()),
+            Ok(v) if v == closed => return Ok(start.elapsed()),
             Ok(_) => {}
             Err(err) => return Err(format!("fault: read-back unreadable: {err}")),
         }
@@ -445,6 +622,7 @@ fn led_name(s: LedState) -> &'static str {
         LedState::InternalFault => "internal_fault",
         LedState::Exercise => "exercise",
         LedState::Alert => "alert",
+        LedState::LampTest => "lamp_test",
     }
 }
 
@@ -461,9 +639,34 @@ async fn led_task(
     let mut idx = 0usize;
     let mut next = tokio::time::Instant::now();
     let mut watching = true;
+    // A lamp test under way: when it ends, and whether every colour could be set.
+    let mut lamp: Option<(tokio::time::Instant, bool)> = None;
     loop {
-        let st = state(engine, &status_rx.borrow_and_update());
         let now = tokio::time::Instant::now();
+        if let Some((end, pins_ok)) = lamp
+            && end <= now
+        {
+            lamp = None;
+            ctx.evidence(Proof {
+                channel: "led".to_owned(),
+                source: "self_test",
+                method: "pin",
+                ok: pins_ok,
+                measurement_ms: None,
+                detail: if pins_ok {
+                    "lamp test shown (red, green, blue, amber): confirm that every colour lit"
+                        .to_owned()
+                } else {
+                    "fault: a pin of the LED could not be set during the lamp test".to_owned()
+                },
+            });
+        }
+        let shown = if lamp.is_some() {
+            LedPattern::LampTest
+        } else {
+            engine
+        };
+        let st = state(shown, &status_rx.borrow_and_update());
         if current != Some(st) {
             current = Some(st);
             cycle = frames(st, has_blue);
@@ -488,6 +691,9 @@ async fn led_task(
         {
             if let Err(err) = led.show(c) {
                 tracing::warn!(error = %err, "led pin could not be set");
+                if let Some((_, ok)) = lamp.as_mut() {
+                    *ok = false;
+                }
             }
             next = if cycle.len() > 1 {
                 now + d
@@ -501,10 +707,21 @@ async fn led_task(
                 let _ = led.show(Rgb(false, false, false));
                 return Ok(());
             }
+            () = sleep_until_some(lamp.map(|(end, _)| end)) => {}
             a = rx.recv() => match a {
                 Some(a) => {
-                    if let ActionKind::Led { pattern } = a.kind {
-                        engine = pattern;
+                    match a.kind {
+                        ActionKind::Led { pattern: LedPattern::LampTest } => {
+                            lamp = Some((tokio::time::Instant::now() + lamp_test_length(has_blue), true));
+                        }
+                        ActionKind::Led { pattern } => {
+                            // The engine's pattern wins at once (an alarm ends a lamp test).
+                            if lamp.take().is_some() {
+                                tracing::info!(output = "led", "lamp test ended by the engine's pattern");
+                            }
+                            engine = pattern;
+                        }
+                        _ => {}
                     }
                     if let Some(p) = &ctx.events
                         && let Some(v) = action_line(&a, json!({}))
@@ -521,6 +738,14 @@ async fn led_task(
             }
             () = tokio::time::sleep_until(next) => {}
         }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 

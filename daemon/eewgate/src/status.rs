@@ -85,6 +85,51 @@ pub struct AlertStatus {
     pub current: Option<eew_core::engine::AlarmView>,
 }
 
+/// One piece of evidence about a channel, as the status model shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evidence {
+    /// When it was seen.
+    pub at: DateTime<Utc>,
+    /// What produced it: `self_test`, `operator`, `alarm`, `probe`, `continuous`.
+    pub source: String,
+    /// How the result was observed: `readback`, `pin`, `playback`, `puback`,
+    /// `roundtrip`, `operator`, …
+    pub method: String,
+    /// The channel worked.
+    pub ok: bool,
+    /// What was measured (a read-back's delay, a round trip, seconds played), ms.
+    pub measurement_ms: Option<f64>,
+    /// For people.
+    pub detail: Option<String>,
+}
+
+/// What is known about one channel's proof of working (delivery assurance).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Verification {
+    /// The latest evidence, whatever its result.
+    pub last: Option<Evidence>,
+    /// When the channel was last seen working.
+    pub last_ok_at: Option<DateTime<Utc>>,
+    /// How it was seen working then.
+    pub last_ok_method: Option<String>,
+}
+
+impl Verification {
+    /// Takes in a new piece of evidence.
+    pub fn record(&mut self, e: Evidence) {
+        if e.ok {
+            self.last_ok_at = Some(e.at);
+            self.last_ok_method = Some(e.method.clone());
+        }
+        self.last = Some(e);
+    }
+
+    /// The latest proof failed: the channel is not trusted until a new one succeeds.
+    pub fn failed(&self) -> bool {
+        self.last.as_ref().is_some_and(|e| !e.ok)
+    }
+}
+
 /// The settings the daemon runs with, and a saved change that waits.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SettingsStatus {
@@ -126,9 +171,18 @@ pub struct Status {
     pub settings: SettingsStatus,
     /// What each output is connected to, for people (`relay:1` → `elevators`).
     pub output_names: BTreeMap<String, String>,
+    /// Each channel's latest evidence of working (`relay:1`, `audio`, `led`, `mqtt`, …),
+    /// restored from history at start so its age survives restarts.
+    pub verification: BTreeMap<String, Verification>,
 }
 
 impl Status {
+    /// A channel's latest proof failed, or one is overdue: the channel is not trusted.
+    pub fn verification_fault(&self) -> bool {
+        !self.verification_overdue.is_empty()
+            || self.verification.values().any(Verification::failed)
+    }
+
     /// An alert is in progress: an event's alarm runs or a contact is still closed. A
     /// saved settings change waits for this to end (ADR 0011).
     pub fn alert_in_progress(&self) -> bool {
@@ -159,6 +213,11 @@ impl Status {
         }
         for name in &self.verification_overdue {
             faults.push(format!("verification_overdue:{name}"));
+        }
+        for (name, v) in &self.verification {
+            if v.failed() {
+                faults.push(format!("verification_failed:{name}"));
+            }
         }
         faults
     }

@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeDelta};
 use eew_core::Intensity;
-use eew_core::engine::{Command, DrillSpec};
+use eew_core::engine::{Command, Decision, DrillSpec, OutputId};
 use eew_core::settings::Walker;
 use eewgate_webui::{
-    Appliance, ApplianceError, AuditEntry, HistoryQuery, Operation, OperationError, Options,
-    SettingsCheck, SettingsDiff, SettingsEdit, SettingsProblem, SettingsSaved, WebUi,
+    Appliance, ApplianceError, AuditEntry, ConfirmTestRequest, HistoryQuery, Operation,
+    OperationError, Options, SelfTestRequest, SettingsCheck, SettingsDiff, SettingsEdit,
+    SettingsProblem, SettingsSaved, WebUi,
 };
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, watch};
@@ -256,13 +257,107 @@ impl DaemonAppliance {
     /// The engine settings of the file on disk (what the running tasks use, unless a
     /// saved change still waits): `None` when it cannot be read.
     async fn rules(&self) -> Option<eew_core::settings::Settings> {
+        self.daemon_config().await.map(|c| c.settings)
+    }
+
+    /// The settings file, parsed as the daemon does (`None` when unreadable or invalid).
+    async fn daemon_config(&self) -> Option<crate::config::DaemonConfig> {
         let (path, text) = self.read_settings().await.ok()?;
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
         tokio::task::spawn_blocking(move || crate::config::parse_daemon(&text, &base).ok())
             .await
             .ok()
             .flatten()
-            .map(|c| c.settings)
+    }
+
+    /// Hands a command to the core loop and waits for the engine's decisions.
+    async fn command(&self, command: Command) -> Result<Vec<Decision>, OperationError> {
+        let tx = self.commands.get().ok_or_else(not_running)?;
+        let (reply_tx, reply) = tokio::sync::oneshot::channel();
+        tx.try_send(crate::app::CoreCommand::Engine(command, reply_tx))
+            .map_err(|_| not_running())?;
+        tokio::time::timeout(std::time::Duration::from_secs(5), reply)
+            .await
+            .map_err(|_| {
+                OperationError::Failed(ApplianceError("the core loop did not answer".into()))
+            })?
+            .map_err(|_| not_running())
+    }
+
+    /// The self-test entry of `output` (`self_tests()`), or why there is none.
+    async fn offered(&self, output: &str) -> Result<Value, OperationError> {
+        let offered = self.self_tests().await.map_err(OperationError::Failed)?;
+        offered
+            .get("outputs")
+            .and_then(Value::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .find(|o| o.get("output").and_then(Value::as_str) == Some(output))
+            })
+            .cloned()
+            .ok_or_else(|| OperationError::Invalid(format!("there is no output {output:?} here")))
+    }
+
+    async fn self_test(&self, req: SelfTestRequest) -> Result<Value, OperationError> {
+        let entry = self.offered(&req.output).await?;
+        let output = match req.output.as_str() {
+            "audio" => OutputId::Audio,
+            "led" => OutputId::Led,
+            "mqtt" => OutputId::Mqtt,
+            relay => relay
+                .strip_prefix("relay:")
+                .and_then(|n| n.parse().ok())
+                .map(OutputId::Relay)
+                .ok_or_else(|| OperationError::Invalid(format!("no output {relay:?}")))?,
+        };
+        let started_at = crate::system::clock::now_utc();
+        let decisions = self.command(Command::SelfTest { output }).await?;
+        if let Some(d) = decisions.iter().find(|d| d.outcome == "self_test_refused") {
+            let (code, message) = match d.detail.unwrap_or("") {
+                "alert_in_progress" => (
+                    "alert_in_progress",
+                    "an alert is in progress: no self-test now".to_owned(),
+                ),
+                "output_disabled" => (
+                    "output_disabled",
+                    format!("{} is disabled in the settings", req.output),
+                ),
+                "busy" => (
+                    "busy",
+                    format!("{} is busy (a test or an alarm is using it)", req.output),
+                ),
+                other => (
+                    "refused",
+                    format!("{} cannot be tested: {other}", req.output),
+                ),
+            };
+            return Err(OperationError::Refused { code, message });
+        }
+        Ok(json!({
+            "ok": true, "output": req.output, "started_at": started_at.to_rfc3339(),
+            "needs_confirmation": entry.get("needs_confirmation"),
+        }))
+    }
+
+    async fn confirm_test(&self, req: ConfirmTestRequest) -> Result<Value, OperationError> {
+        self.offered(&req.output).await?;
+        let tx = self.commands.get().ok_or_else(not_running)?;
+        let detail = match (&req.note, req.ok) {
+            (Some(n), true) => format!("the operator confirmed that it worked: {n}"),
+            (None, true) => "the operator confirmed that it worked".to_owned(),
+            (Some(n), false) => format!("the operator reported that it did not work: {n}"),
+            (None, false) => "the operator reported that it did not work".to_owned(),
+        };
+        tx.try_send(crate::app::CoreCommand::Evidence(crate::outputs::Proof {
+            channel: req.output.clone(),
+            source: "operator",
+            method: "operator",
+            ok: req.ok,
+            measurement_ms: None,
+            detail,
+        }))
+        .map_err(|_| not_running())?;
+        Ok(json!({"ok": true, "output": req.output}))
     }
 
     /// A real (not exercise) alarm runs: the alarm the outputs follow is real (a real
@@ -677,13 +772,41 @@ impl Appliance for DaemonAppliance {
         Ok(json!({"allowed": allowed, "recorded": recorded, "outputs": outputs}))
     }
 
-    async fn operate(&self, op: Operation) -> Result<Value, OperationError> {
-        let not_running = || OperationError::Refused {
-            code: "not_running",
-            message: "the daemon's tasks are restarting; try again in a moment".into(),
+    async fn self_tests(&self) -> Result<Value, ApplianceError> {
+        let Some(cfg) = self.daemon_config().await else {
+            return Ok(json!({"allowed": false, "outputs": []}));
         };
+        let o = &cfg.settings.outputs;
+        let mut outputs: Vec<Value> = cfg
+            .hardware
+            .relays
+            .iter()
+            .map(|pins| {
+                let rule = o.relays.iter().find(|r| r.id == pins.id);
+                let readback = pins.readback_pin.is_some();
+                json!({
+                    "output": format!("relay:{}", pins.id),
+                    "name": rule.map_or("", |r| r.name.as_str()),
+                    "enabled": rule.is_some_and(|r| r.enabled),
+                    "readback": readback,
+                    "needs_confirmation": !readback,
+                })
+            })
+            .collect();
+        outputs.push(json!({"output": "led", "name": "status LED / 状態表示灯",
+            "enabled": cfg.hardware.led.is_some(), "readback": false, "needs_confirmation": true}));
+        outputs.push(json!({"output": "audio", "name": "PA / 放送",
+            "enabled": o.audio.enabled, "readback": false, "needs_confirmation": true}));
+        outputs.push(json!({"output": "mqtt", "name": "MQTT / BMS",
+            "enabled": cfg.mqtt.enabled, "readback": false, "needs_confirmation": false}));
+        Ok(json!({"allowed": !self.alert_in_progress(), "outputs": outputs}))
+    }
+
+    async fn operate(&self, op: Operation) -> Result<Value, OperationError> {
         let tx = self.commands.get().ok_or_else(not_running)?;
         let command = match op {
+            Operation::SelfTest(req) => return self.self_test(req).await,
+            Operation::ConfirmTest(req) => return self.confirm_test(req).await,
             Operation::Reset => Command::Reset,
             Operation::Silence => Command::Silence,
             Operation::Drill(req) => {
@@ -762,6 +885,13 @@ impl Appliance for DaemonAppliance {
                 detail: (!entry.detail.is_empty()).then_some(entry.detail),
             }))
             .map_err(|e| failed("recording the audit entry", e))
+    }
+}
+
+fn not_running() -> OperationError {
+    OperationError::Refused {
+        code: "not_running",
+        message: "the daemon's tasks are restarting; try again in a moment".into(),
     }
 }
 

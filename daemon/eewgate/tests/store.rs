@@ -1,5 +1,6 @@
 //! The history store on real SQLite files: round trips, ordering, retention, reopening,
-//! corrupt and unwritable files, a full disk, queue overflow, and `kill -9` durability.
+//! corrupt and unwritable files, a full disk, queue overflow, evidence (summary, paging,
+//! query plans), and `kill -9` durability.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -18,8 +19,9 @@ use eew_core::engine::{
 };
 use eew_core::{Intensity, JstTime};
 use eewgate::store::{
-    DegradedReason, FaultRecord, HealthState, HistoryWriter, LinkRecord, LinkState, NotQueued,
-    Record, Store, StoreError, StoreHealth, StoreOptions, TelegramRecord, Verdict, WriterOptions,
+    DegradedReason, EvidenceRecord, EvidenceRow, FaultRecord, HealthState, HistoryWriter,
+    LinkRecord, LinkState, NotQueued, Record, Store, StoreError, StoreHealth, StoreOptions,
+    TelegramRecord, Verdict, WriterOptions,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -964,6 +966,402 @@ async fn the_writer_acknowledges_after_commit_and_drains_on_shutdown() {
         store.recent_link_events(1).await.unwrap()[0].state,
         "silent"
     );
+}
+
+// ---- evidence ----
+
+/// A relay self-test's read-back (or its failure) on `channel`.
+fn evidence(offset_ms: i64, channel: &str, ok: bool) -> EvidenceRecord {
+    EvidenceRecord {
+        at: utc(offset_ms),
+        channel: channel.to_owned(),
+        source: "self_test".to_owned(),
+        method: "readback".to_owned(),
+        ok,
+        measurement_ms: ok.then_some(12.5),
+        detail: Some(
+            if ok {
+                "contact followed"
+            } else {
+                "contact did not follow"
+            }
+            .to_owned(),
+        ),
+    }
+}
+
+fn evidence_ids(rows: &[EvidenceRow]) -> Vec<i64> {
+    rows.iter().map(|r| r.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_round_trips_through_the_writer() {
+    let store = Store::open(&db_path("evidence_round_trip")).await.unwrap();
+    let (writer, task) = HistoryWriter::new(store.clone(), WriterOptions::default());
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(task.run(cancel.clone()));
+
+    let full = EvidenceRecord {
+        at: utc(0),
+        channel: "relay:1".to_owned(),
+        source: "self_test".to_owned(),
+        method: "readback".to_owned(),
+        ok: true,
+        measurement_ms: Some(3.25),
+        detail: Some("closed; read back after 3.25 ms".to_owned()),
+    };
+    let bare = EvidenceRecord {
+        at: utc(1),
+        channel: "mqtt".to_owned(),
+        source: "probe".to_owned(),
+        method: "puback".to_owned(),
+        ok: false,
+        measurement_ms: None,
+        detail: None,
+    };
+    // A measurement that is not a number is stored as none.
+    let odd = EvidenceRecord {
+        at: utc(2),
+        channel: "audio".to_owned(),
+        source: "operator".to_owned(),
+        method: "operator".to_owned(),
+        measurement_ms: Some(f64::NAN),
+        ..full.clone()
+    };
+    assert_eq!(Record::Evidence(full.clone()).table(), "evidence");
+    let mut ids = Vec::new();
+    for e in [&full, &bare, &odd] {
+        let ack = writer.try_send_acked(Record::Evidence(e.clone())).unwrap();
+        ids.push(ack.stored().await.unwrap());
+    }
+    cancel.cancel();
+    running.await.unwrap();
+    assert_eq!(writer.written(), 3);
+    assert!(writer.health().borrow().is_ok());
+
+    let rows = store.evidence(None, None, 10).await.unwrap();
+    assert_eq!(
+        evidence_ids(&rows),
+        [ids[2], ids[1], ids[0]],
+        "newest first"
+    );
+    let stored = |id: i64, e: &EvidenceRecord| EvidenceRow {
+        id,
+        at: e.at,
+        channel: e.channel.clone(),
+        source: e.source.clone(),
+        method: e.method.clone(),
+        ok: e.ok,
+        measurement_ms: e.measurement_ms,
+        detail: e.detail.clone(),
+    };
+    assert_eq!(rows[2], stored(ids[0], &full));
+    assert_eq!(rows[1], stored(ids[1], &bare));
+    assert_eq!(
+        rows[0],
+        EvidenceRow {
+            measurement_ms: None,
+            ..stored(ids[2], &odd)
+        }
+    );
+    // The JSON a page is served as.
+    assert_eq!(
+        serde_json::to_value(&rows[2]).unwrap(),
+        serde_json::json!({
+            "id": ids[0], "at": "2026-11-02T05:46:45.123Z", "channel": "relay:1",
+            "source": "self_test", "method": "readback", "ok": true,
+            "measurement_ms": 3.25, "detail": "closed; read back after 3.25 ms",
+        })
+    );
+
+    // The same after a restart.
+    store.close().await;
+    let store = Store::open(&db_path_keep("evidence_round_trip"))
+        .await
+        .unwrap();
+    assert_eq!(store.evidence(None, None, 10).await.unwrap(), rows);
+    store.close().await;
+}
+
+/// The database path of [`db_path`]'s directory, without clearing it.
+fn db_path_keep(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("store")
+        .join(name)
+        .join("history.db")
+}
+
+#[tokio::test]
+async fn evidence_summary_gives_newest_and_newest_ok_per_channel() {
+    let store = Store::open(&db_path("evidence_summary")).await.unwrap();
+    assert!(store.evidence_summary().await.unwrap().is_empty());
+
+    let records = [
+        evidence(0, "relay:1", true),  // 1
+        evidence(1, "mqtt", false),    // 2
+        evidence(2, "relay:1", true),  // 3: relay:1's newest ok
+        evidence(3, "audio", true),    // 4: audio's newest, and ok
+        evidence(4, "mqtt", false),    // 5: mqtt's newest; never ok
+        evidence(5, "relay:1", false), // 6: relay:1's newest, a failure
+        evidence(9000, "led", true),   // 7: led's newest ok
+        // The clock stepped back: still the last recorded, so the newest.
+        evidence(8000, "led", false), // 8
+    ]
+    .map(Record::Evidence);
+    let ids = store.record_batch(&records).await.unwrap();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8]);
+
+    let summary = store.evidence_summary().await.unwrap();
+    assert_eq!(
+        summary.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["audio", "led", "mqtt", "relay:1"]
+    );
+    let ids_of = |channel: &str| {
+        let s = &summary[channel];
+        (s.last.id, s.last_ok.as_ref().map(|r| r.id))
+    };
+    assert_eq!(ids_of("relay:1"), (6, Some(3)));
+    assert_eq!(ids_of("mqtt"), (5, None));
+    assert_eq!(ids_of("audio"), (4, Some(4)));
+    assert_eq!(ids_of("led"), (8, Some(7)));
+    // Whole rows.
+    let relay = &summary["relay:1"];
+    assert!(!relay.last.ok);
+    assert_eq!(relay.last.at, utc(5));
+    assert_eq!(relay.last.detail.as_deref(), Some("contact did not follow"));
+    let ok = relay.last_ok.as_ref().unwrap();
+    assert_eq!(
+        (ok.at, ok.channel.as_str(), ok.ok, ok.measurement_ms),
+        (utc(2), "relay:1", true, Some(12.5))
+    );
+    assert_eq!(
+        summary["audio"].last_ok.as_ref(),
+        Some(&summary["audio"].last)
+    );
+    assert_eq!(
+        serde_json::to_value(&summary["mqtt"]).unwrap()["last_ok"],
+        serde_json::Value::Null
+    );
+
+    // A new proof moves only its channel.
+    store
+        .record(&Record::Evidence(evidence(10, "mqtt", true)))
+        .await
+        .unwrap();
+    let after = store.evidence_summary().await.unwrap();
+    assert_eq!(after["mqtt"].last.id, 9);
+    assert_eq!(after["mqtt"].last_ok.as_ref().map(|r| r.id), Some(9));
+    for channel in ["audio", "led", "relay:1"] {
+        assert_eq!(after[channel], summary[channel]);
+    }
+}
+
+#[tokio::test]
+async fn evidence_pages_newest_first_by_channel_and_before_id() {
+    let store = Store::open(&db_path("evidence_pages")).await.unwrap();
+    let channels = ["relay:1", "audio", "led"];
+    let records: Vec<Record> = (0..30i64)
+        .map(|i| Record::Evidence(evidence(i, channels[(i % 3) as usize], i % 2 == 0)))
+        .collect();
+    store.record_batch(&records).await.unwrap();
+
+    // All channels: ids 30 down.
+    let page = store.evidence(None, None, 10).await.unwrap();
+    assert_eq!(evidence_ids(&page), (21..=30).rev().collect::<Vec<_>>());
+    let next = store.evidence(None, Some(21), 10).await.unwrap();
+    assert_eq!(evidence_ids(&next), (11..=20).rev().collect::<Vec<_>>());
+    assert!(store.evidence(None, Some(1), 10).await.unwrap().is_empty());
+
+    // One channel: `audio` is i % 3 == 1, id i + 1 = 2, 5, 8, ..., 29.
+    let audio: Vec<i64> = (0..10).map(|k| 29 - 3 * k).collect();
+    let page = store.evidence(Some("audio"), None, 4).await.unwrap();
+    assert_eq!(evidence_ids(&page), audio[..4]);
+    assert!(page.iter().all(|r| r.channel == "audio"));
+    let next = store
+        .evidence(Some("audio"), Some(page[3].id), 4)
+        .await
+        .unwrap();
+    assert_eq!(evidence_ids(&next), audio[4..8]);
+    // `before_id` need not be a row of the channel.
+    let from_18 = store.evidence(Some("audio"), Some(18), 100).await.unwrap();
+    assert_eq!(evidence_ids(&from_18), [17, 14, 11, 8, 5, 2]);
+    // Walking the pages gives every row of the channel once.
+    let mut walked = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.evidence(Some("audio"), before, 3).await.unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        walked.extend(evidence_ids(&page));
+    }
+    assert_eq!(walked, audio);
+    assert!(
+        store
+            .evidence(Some("mqtt"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The limit is clamped to 1..=1000.
+    assert_eq!(
+        evidence_ids(&store.evidence(None, None, 0).await.unwrap()),
+        [30]
+    );
+    assert_eq!(
+        evidence_ids(&store.evidence(Some("led"), None, 0).await.unwrap()),
+        [30]
+    );
+    let more: Vec<Record> = (0..1000i64)
+        .map(|i| Record::Evidence(evidence(100 + i, "time", true)))
+        .collect();
+    store.record_batch(&more).await.unwrap();
+    let page = store.evidence(None, None, u32::MAX).await.unwrap();
+    assert_eq!(page.len(), 1000);
+    assert_eq!((page[0].id, page[999].id), (1030, 31));
+    assert_eq!(
+        store
+            .evidence(Some("relay:1"), None, u32::MAX)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+}
+
+#[tokio::test]
+async fn evidence_queries_walk_the_indexes() {
+    let store = Store::open(&db_path("evidence_plans")).await.unwrap();
+    // A year of evidence, roughly: continuous proofs on a few channels, every minute or so,
+    // and a relay whose last ok is far back.
+    let channels = [
+        "link:primary",
+        "link:backup",
+        "time",
+        "mqtt",
+        "led",
+        "audio",
+    ];
+    let mut records: Vec<Record> = (0..60_000i64)
+        .map(|i| {
+            Record::Evidence(EvidenceRecord {
+                source: "continuous".to_owned(),
+                ..evidence(i * 60_000, channels[(i % 6) as usize], i % 50 != 0)
+            })
+        })
+        .collect();
+    records.insert(10, Record::Evidence(evidence(600_000, "relay:1", true)));
+    records.push(Record::Evidence(evidence(
+        60_000 * 60_001,
+        "relay:1",
+        false,
+    )));
+    for chunk in records.chunks(5000) {
+        store.record_batch(chunk).await.unwrap();
+    }
+
+    // (How fast it is belongs to a benchmark; here, that the plan never scans.)
+    let summary = store.evidence_summary().await.unwrap();
+    assert_eq!(summary.len(), 7);
+    assert_eq!(summary["relay:1"].last.id, 60_002);
+    assert_eq!(summary["relay:1"].last_ok.as_ref().map(|r| r.id), Some(11));
+
+    // The summary: a few seeks per channel, never a scan of the table or of an index,
+    // nothing sorted but the handful of ids it found.
+    let plan = store.evidence_summary_plan().await.unwrap();
+    for step in &plan {
+        assert!(
+            !step.starts_with("SCAN evidence") && !step.starts_with("SCAN e "),
+            "{step:?} in {plan:#?}"
+        );
+        assert!(
+            !step.contains("TEMP B-TREE FOR ORDER BY"),
+            "{step:?} in {plan:#?}"
+        );
+    }
+    for seek in [
+        "SEARCH evidence USING COVERING INDEX evidence_channel",
+        "SEARCH e USING COVERING INDEX evidence_channel (channel>?)",
+        "SEARCH e USING COVERING INDEX evidence_channel (channel=?)",
+        "SEARCH e USING COVERING INDEX evidence_channel_ok (channel=? AND ok=?)",
+        "SEARCH evidence USING INTEGER PRIMARY KEY (rowid=?)",
+    ] {
+        assert!(plan.iter().any(|s| s == seek), "{seek:?} not in {plan:#?}");
+    }
+
+    // A page: one walk down the ids, or down the channel's (channel, id) index, that
+    // stops after `limit` rows; never a sort.
+    for (channel, before, walk) in [
+        (None, None, "SCAN evidence"),
+        (
+            None,
+            Some(30_000),
+            "SEARCH evidence USING INTEGER PRIMARY KEY (rowid<?)",
+        ),
+        (
+            Some("relay:1"),
+            None,
+            "SEARCH evidence USING INDEX evidence_channel (channel=?)",
+        ),
+        (
+            Some("time"),
+            Some(30_000),
+            "SEARCH evidence USING INDEX evidence_channel (channel=? AND rowid<?)",
+        ),
+    ] {
+        let plan = store.evidence_plan(channel, before).await.unwrap();
+        assert_eq!(plan, [walk], "{channel:?} before {before:?}");
+    }
+}
+
+#[tokio::test]
+async fn purge_removes_old_evidence_and_keeps_recent() {
+    let store = Store::open(&db_path("evidence_purge")).await.unwrap();
+    let old = -400 * DAY_MS;
+    let new = -10 * DAY_MS;
+    // Enough old rows to take two chunks.
+    let records: Vec<Record> = (0..700i64)
+        .map(|i| Record::Evidence(evidence(old + i, "link:primary", true)))
+        .collect();
+    store.record_batch(&records).await.unwrap();
+    // relay:1 was last seen working long ago, and has failed since.
+    store
+        .record(&Record::Evidence(evidence(old, "relay:1", true)))
+        .await
+        .unwrap();
+    let kept = store
+        .record_batch(&[
+            Record::Evidence(evidence(new, "relay:1", false)),
+            Record::Evidence(evidence(new + 1, "link:primary", true)),
+        ])
+        .await
+        .unwrap();
+
+    let counts = store.purge_older_than(utc(-365 * DAY_MS)).await.unwrap();
+    assert_eq!(counts.evidence, 701);
+    assert_eq!(counts.total(), 701);
+    let rows = store.evidence(None, None, 1000).await.unwrap();
+    assert_eq!(evidence_ids(&rows), [kept[1], kept[0]]);
+    let summary = store.evidence_summary().await.unwrap();
+    assert_eq!(summary["relay:1"].last.id, kept[0]);
+    assert_eq!(
+        summary["relay:1"].last_ok, None,
+        "its only ok went with the year"
+    );
+    assert_eq!(
+        summary["link:primary"].last_ok.as_ref().map(|r| r.id),
+        Some(kept[1])
+    );
+    // Nothing left to purge.
+    assert_eq!(
+        store
+            .purge_older_than(utc(-365 * DAY_MS))
+            .await
+            .unwrap()
+            .total(),
+        0
+    );
+    store.quick_check().await.unwrap();
 }
 
 // ---- kill -9 ----

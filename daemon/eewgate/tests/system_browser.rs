@@ -378,6 +378,7 @@ fn the_web_ui_in_headless_chromium() {
             "login",
             "dashboard",
             "drill",
+            "self-test",
             "settings",
             "history",
             "system",
@@ -405,6 +406,23 @@ fn the_web_ui_in_headless_chromium() {
         "the replayed series started an alert: {:#?}",
         daemon.seen
     );
+    // The contact tested in the browser pulsed on its pin, and the operator's answer is
+    // the evidence.
+    assert!(
+        daemon.until(Duration::from_secs(5), |l| l.iter().any(|v| v["type"]
+            == "evidence"
+            && v["output"] == "relay:1"
+            && v["source"] == "operator"
+            && v["ok"] == true)),
+        "the operator's confirmation became evidence: {:#?}",
+        daemon.seen
+    );
+    assert!(
+        daemon.seen.iter().any(|v| v["type"] == "action"
+            && v["output"] == "relay:1"
+            && v["cause"] == "self_test"),
+        "the test went through the engine"
+    );
     // The threshold saved in the browser: audited with who and the diff, applied.
     assert!(
         daemon.until(Duration::from_secs(5), |l| l
@@ -421,6 +439,10 @@ fn the_web_ui_in_headless_chromium() {
         .unwrap();
     let audit = String::from_utf8(audit.stdout).unwrap();
     assert!(audit.contains("settings_refused"), "{audit}");
+    assert!(
+        audit.contains("self_test_confirmed") && audit.contains("elevator hall lamp lit"),
+        "{audit}"
+    );
     let saved = audit
         .lines()
         .find(|l| l.contains("settings_saved"))

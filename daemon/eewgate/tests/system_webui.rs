@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/mosquitto.rs"]
+mod mosquitto;
 #[path = "support/synth.rs"]
 mod synth;
 use daemon::Daemon;
@@ -1075,4 +1077,201 @@ fn a_live_link_shows_its_issue_to_receipt_latency() {
         .unwrap_or_else(|| panic!("no latency: {latency}"));
     assert!((-1000..3000).contains(&ms), "{ms} ms");
     daemon.stop();
+}
+
+/// The Tests page's self-tests through the real daemon, a real Mosquitto and the sim
+/// board: a contact with a read-back proves itself (the pulse on its pin, both edges
+/// followed); one without needs the operator, whose "did not work" faults it; the lamp
+/// test, the PA test phrase and the MQTT round trip each leave their evidence on the
+/// status model, and history keeps it across a restart. A relay test needs the
+/// confirmation; every step is audited.
+#[test]
+fn self_tests_prove_each_output_and_the_operator_confirms_what_it_cannot_see() {
+    let dir = scratch("selftest");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let broker = mosquitto::Mosquitto::start(&dir.join("broker"));
+    let closed = free_port();
+    let text = format!(
+        "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+         [[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"4\"\n\
+         [[outputs.relay]]\nid = 2\nname = \"doors\"\nmin_class = \"4\"\n\
+         [storage]\npath = \"history.db\"\n[time]\nrequire_sync = false\n\
+         [hardware]\nbackend = \"sim\"\n\
+         [[hardware.relay]]\nid = 1\npin = 5\nreadback_pin = 24\nreadback_timeout_ms = 200\n\
+         [[hardware.relay]]\nid = 2\npin = 6\n\
+         [hardware.led]\nred_pin = 17\ngreen_pin = 27\nblue_pin = 22\n\
+         [audio]\nwav_dir = \"audio\"\n\
+         [mqtt]\nhost = \"127.0.0.1\"\nport = {}\ndevice_id = \"st-tower\"\n\
+         [webui]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n\
+         [[links.jma_tcp]]\nname = \"primary\"\nhost = \"127.0.0.1\"\nport = {closed}\n",
+        broker.port()
+    );
+    let cfg = dir.join("eewgate.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start(&cfg);
+    let (cookie, csrf) = set_up_and_log_in(&mut daemon, addr);
+    let auth = [("Cookie", cookie.as_str())];
+    let change = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+
+    let offered = http(addr, "GET", "/api/selftests", &auth, None).json();
+    assert_eq!(offered["allowed"], true, "{offered:#}");
+    let entry = |o: &str| {
+        offered["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["output"] == o)
+            .cloned()
+            .unwrap_or_else(|| panic!("{o} offered: {offered:#}"))
+    };
+    assert_eq!(entry("relay:1")["readback"], true);
+    assert_eq!(entry("relay:1")["needs_confirmation"], false);
+    assert_eq!(entry("relay:2")["needs_confirmation"], true);
+    assert_eq!(entry("relay:2")["name"], "doors");
+    for o in ["led", "audio", "mqtt"] {
+        assert_eq!(entry(o)["enabled"], true, "{o}");
+    }
+
+    // A relay's test needs the confirmation that it may operate real equipment.
+    let r = http(
+        addr,
+        "POST",
+        "/api/selftest",
+        &change,
+        Some(&json!({"output": "relay:1"})),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    // The next evidence line for `output` after line `from`.
+    let evidence = |daemon: &mut Daemon, from: usize, output: &str| {
+        let is = |v: &Value| v["type"] == "evidence" && v["output"] == output;
+        let found = daemon.until(Duration::from_secs(20), |l| l[from..].iter().any(is));
+        assert!(found, "evidence for {output}: {:#?}", &daemon.seen[from..]);
+        daemon.seen[from..].iter().find(|v| is(v)).cloned().unwrap()
+    };
+    let test = |output: &str| {
+        let r = http(
+            addr,
+            "POST",
+            "/api/selftest",
+            &change,
+            Some(&json!({"output": output, "confirm": true})),
+        );
+        assert_eq!(r.status, 200, "{output}: {r:?}");
+        r.json()
+    };
+
+    // relay:1 with its read-back: a pulse on pin 5, proved by both edges.
+    let before = daemon.seen.len();
+    let answer = test("relay:1");
+    assert_eq!(answer["needs_confirmation"], false);
+    let e = evidence(&mut daemon, before, "relay:1");
+    assert_eq!(e["ok"], true, "{e:#}");
+    assert_eq!(
+        (&e["source"], &e["method"]),
+        (&json!("self_test"), &json!("readback"))
+    );
+    assert!(e["measurement_ms"].as_f64().unwrap() < 200.0, "{e:#}");
+    let pin5: Vec<&Value> = daemon.seen[before..]
+        .iter()
+        .filter(|v| v["type"] == "pin" && v["pin"] == 5)
+        .collect();
+    assert_eq!(pin5.len(), 2, "closed then opened: {pin5:#?}");
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v["at"].as_str().unwrap()).unwrap();
+    let held = (at(pin5[1]) - at(pin5[0])).num_milliseconds();
+    assert!(
+        (450..1500).contains(&held),
+        "a 500 ms pulse, held {held} ms"
+    );
+
+    // relay:2 without read-back: the pin moved, and only the operator can say more.
+    let mark = daemon.seen.len();
+    let answer = test("relay:2");
+    assert_eq!(answer["needs_confirmation"], true);
+    let e = evidence(&mut daemon, mark, "relay:2");
+    assert_eq!((&e["ok"], &e["method"]), (&json!(true), &json!("pin")));
+    let mark = daemon.seen.len();
+    let r = http(
+        addr,
+        "POST",
+        "/api/selftest/confirm",
+        &change,
+        Some(&json!({"output": "relay:2", "ok": false, "note": "door release did not click"})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let e = evidence(&mut daemon, mark, "relay:2");
+    assert_eq!(
+        (&e["ok"], &e["source"]),
+        (&json!(false), &json!("operator"))
+    );
+    let status = status_when(addr, &auth, Duration::from_secs(5), |s| {
+        s["verification"]["relay:2"]["last"]["ok"] == false
+    });
+    let shown = status["verification"]["relay:2"].to_string();
+    assert!(shown.contains("door release did not click"), "{status:#}");
+    // (The LED shows the link fault here, which outranks a failed proof: hw::led's tests.)
+
+    // The lamp test, the PA's test phrase and the MQTT round trip.
+    let mark = daemon.seen.len();
+    test("led");
+    daemon.first(Duration::from_secs(5), |v| {
+        v["type"] == "led" && v["pattern"] == "lamp_test"
+    });
+    let e = evidence(&mut daemon, mark, "led");
+    assert_eq!((&e["ok"], &e["method"]), (&json!(true), &json!("pin")));
+    let mark = daemon.seen.len();
+    test("audio");
+    let e = evidence(&mut daemon, mark, "audio");
+    assert_eq!((&e["ok"], &e["method"]), (&json!(true), &json!("playback")));
+    let played = e["measurement_ms"].as_f64().unwrap();
+    assert!(played > 2000.0, "chime and phrase: {played} ms");
+    let mark = daemon.seen.len();
+    test("mqtt");
+    let e = evidence(&mut daemon, mark, "mqtt");
+    assert_eq!(e["ok"], true, "{e:#}\n{}", broker.log());
+    assert_eq!(e["method"], "roundtrip");
+    // The operator confirms what was heard; it becomes the latest proof.
+    let r = http(
+        addr,
+        "POST",
+        "/api/selftest/confirm",
+        &change,
+        Some(&json!({"output": "audio", "ok": true})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let status = status_when(addr, &auth, Duration::from_secs(5), |s| {
+        s["verification"]["audio"]["last"]["method"] == "operator"
+    });
+    assert_eq!(
+        status["verification"]["audio"]["last_ok_method"],
+        "operator"
+    );
+    assert_eq!(
+        status["verification"]["mqtt"]["last_ok_method"],
+        "roundtrip"
+    );
+    daemon.stop();
+
+    // History keeps the evidence: after a restart the ages are still known.
+    let daemon = Daemon::start(&cfg);
+    wait_listening(addr);
+    let (cookie, _) = log_in(addr);
+    let status = status_when(
+        addr,
+        &[("Cookie", cookie.as_str())],
+        Duration::from_secs(5),
+        |s| s["verification"]["relay:1"]["last_ok_at"].is_string(),
+    );
+    for o in ["relay:1", "led", "audio", "mqtt"] {
+        assert!(
+            status["verification"][o]["last_ok_at"].is_string(),
+            "{o}: {status:#}"
+        );
+    }
+    assert_eq!(status["verification"]["relay:2"]["last"]["ok"], false);
+    daemon.stop();
+    let audit = history_audit(&cfg);
+    for action in ["self_test", "self_test_confirmed"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
 }

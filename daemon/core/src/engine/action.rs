@@ -82,6 +82,9 @@ pub struct AlertFlags {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LedPattern {
+    /// A lamp test (a self-test): every colour in turn for a few seconds, then back to
+    /// the standing pattern. Only ever an action; the engine never stands at it.
+    LampTest,
     /// All well, nothing happening (steady green).
     Normal,
     /// A fault: a link down or the clock not synchronised (amber blink).
@@ -226,6 +229,8 @@ pub enum Cause {
     Silence,
     /// A fault appeared or cleared.
     Fault,
+    /// An operator's (or a scheduled probe's) self-test of the output.
+    SelfTest,
 }
 
 /// One thing one output must do, at a time, for an event.

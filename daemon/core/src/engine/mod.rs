@@ -85,7 +85,20 @@ pub enum Command {
     Reset,
     /// Start a local drill.
     Drill(DrillSpec),
+    /// Prove one output works (the web UI's Tests page, and the scheduled probes): a
+    /// contact closes for [`SELF_TEST_PULSE_MS`] (a pulse contact for its own pulse), the
+    /// voice says the test phrase after the chime, the LED shows its lamp test. Refused
+    /// while an alarm runs or the output is busy; an alarm that starts during a test
+    /// takes the output over at once (a contact under test stays closed for it).
+    SelfTest {
+        /// The output to test (MQTT is proved by the shell's own probe, not here).
+        output: OutputId,
+    },
 }
+
+/// How long a latched contact closes for a self-test (ms): long enough for a read-back
+/// and for a person to see the equipment react, short enough to do no harm.
+pub const SELF_TEST_PULSE_MS: u32 = 500;
 
 /// One input to the engine.
 #[derive(Clone, Debug, PartialEq)]
@@ -259,6 +272,8 @@ struct RelayState {
     closed_by: Option<String>,
     activated_at: Option<JstTime>,
     pulse_end: Option<JstTime>,
+    /// Closed by a self-test (no event owns it): an alarm takes it over.
+    self_test: bool,
     /// A release waiting for the hold time.
     release_at: Option<(JstTime, Cause)>,
 }
@@ -424,6 +439,9 @@ impl Engine {
             Input::Command(Command::Silence) => self.on_silence(now, &mut step),
             Input::Command(Command::Reset) => self.on_reset(now, &mut step),
             Input::Command(Command::Drill(spec)) => self.on_drill(spec, now, &mut step),
+            Input::Command(Command::SelfTest { output }) => {
+                self.on_self_test(output, now, &mut step);
+            }
         }
         self.fire_due(now, &mut step);
         self.update_led(now, &mut step);
@@ -716,16 +734,22 @@ impl Engine {
                 continue;
             };
             let mut close = None;
+            // A contact closed by a self-test is the alarm's now: it closes "again" (the
+            // pin already is) and the test's pulse end no longer applies.
+            let taken_over = std::mem::take(&mut state.self_test) && state.active;
             match mode {
                 ContactMode::Latched => {
                     state.owners.insert(key.to_owned());
                     state.release_at = None;
-                    if !state.active {
+                    if taken_over {
+                        state.pulse_end = None;
+                    }
+                    if !state.active || taken_over {
                         close = Some(None);
                     }
                 }
                 ContactMode::Pulse { pulse_ms } => {
-                    if !state.active {
+                    if !state.active || taken_over {
                         state.pulse_end = Some(add_ms(now, i64::from(pulse_ms)));
                         close = Some(Some(pulse_ms));
                     }
@@ -1136,6 +1160,7 @@ impl Engine {
             }
             let context = state.closed_by.clone();
             state.active = false;
+            state.self_test = false;
             state.owners.clear();
             state.pulse_end = None;
             state.release_at = None;
@@ -1284,6 +1309,90 @@ impl Engine {
         self.drive(&key, Cause::Start, now, step);
     }
 
+    // ---- self-tests --------------------------------------------------------------------
+
+    fn on_self_test(&mut self, output: OutputId, now: JstTime, step: &mut Step) {
+        let outcome = match self.self_test(output, now) {
+            Ok(actions) => {
+                step.actions.extend(actions);
+                Decision {
+                    event_id: None,
+                    serial: None,
+                    label: Label::Test,
+                    outcome: "self_test_started",
+                    detail: None,
+                }
+            }
+            Err(why) => Decision {
+                event_id: None,
+                serial: None,
+                label: Label::Test,
+                outcome: "self_test_refused",
+                detail: Some(why),
+            },
+        };
+        step.decisions.push(outcome);
+    }
+
+    /// The actions of a self-test of `output`, or why not (a stable code).
+    fn self_test(&mut self, output: OutputId, now: JstTime) -> Result<Vec<Action>, &'static str> {
+        // Nothing is tested while an alarm runs: the outputs are doing their real job.
+        if self.driver().is_some() {
+            return Err("alert_in_progress");
+        }
+        let kind = match output {
+            OutputId::Relay(id) => {
+                let (idx, rule) = self
+                    .settings
+                    .outputs
+                    .relays
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| r.id == id)
+                    .ok_or("unknown_output")?;
+                if !rule.enabled {
+                    return Err("output_disabled");
+                }
+                let pulse_ms = match rule.mode {
+                    ContactMode::Pulse { pulse_ms } => pulse_ms,
+                    ContactMode::Latched => SELF_TEST_PULSE_MS,
+                };
+                let state = self
+                    .relays
+                    .get_mut(idx)
+                    .expect("one relay state per configured contact (Engine::new)");
+                if state.active {
+                    return Err("busy");
+                }
+                state.active = true;
+                state.self_test = true;
+                state.activated_at = Some(now);
+                state.closed_by = None;
+                state.pulse_end = Some(add_ms(now, i64::from(pulse_ms)));
+                ActionKind::On {
+                    pulse_ms: Some(pulse_ms),
+                }
+            }
+            OutputId::Audio => {
+                if !self.settings.outputs.audio.enabled {
+                    return Err("output_disabled");
+                }
+                if self.audio.owner.is_some() || self.audio.pending.is_some() {
+                    return Err("busy");
+                }
+                ActionKind::announce(vec![voice::SELF_TEST_ID], vec![voice::SELF_TEST_ID])
+            }
+            OutputId::Led => ActionKind::Led {
+                pattern: LedPattern::LampTest,
+            },
+            OutputId::Mqtt => return Err("not_an_engine_test"),
+        };
+        let mut a = self.action(now, output, kind, Cause::SelfTest, None);
+        a.label = Label::Test;
+        a.training = true;
+        Ok(vec![a])
+    }
+
     // ---- time ------------------------------------------------------------------------
 
     fn fire_due(&mut self, now: JstTime, step: &mut Step) {
@@ -1307,6 +1416,7 @@ impl Engine {
                 && state.active
             {
                 state.active = false;
+                state.self_test = false;
                 state.pulse_end = None;
                 state.release_at = None;
                 state.owners.clear();

@@ -90,6 +90,16 @@ const DELIVERY_TEST: ClipDef = clip_def(
     "配信テストです。",
     "This is a delivery test.",
 );
+/// The self-test phrase (a test of the PA path from the Tests page or a probe). It
+/// names no earthquake, so nobody mistakes it for an alert.
+const SELF_TEST: ClipDef = clip_def(
+    "self_test",
+    "放送設備のテストです。地震ではありません。",
+    "ほうそうせつびのテストです。じしんではありません。",
+    "This is a test of the announcement system. There is no earthquake.",
+);
+/// The clip id of the self-test phrase.
+pub const SELF_TEST_ID: &str = SELF_TEST.id;
 const EEW: ClipDef = clip_def(
     "eew",
     "緊急地震速報。",
@@ -215,6 +225,7 @@ const SHINDO_7: ClipDef = clip_def(
 pub const CLIPS: &[ClipDef] = &[
     DRILL,
     DELIVERY_TEST,
+    SELF_TEST,
     EEW,
     EEW_WARNING,
     PROTECT,

@@ -31,7 +31,7 @@ use eew_core::engine::{Action, OutputId};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::outputs::{Ctx, since_decision_us};
+use crate::outputs::{Ctx, Proof, since_decision_us};
 
 pub use chime::{CHIMES, ChimeDef};
 pub(crate) use settings::section;
@@ -105,16 +105,25 @@ fn missing_clips(cfg: &AudioConfig) -> Option<String> {
     }
 }
 
+/// The null sink's name in evidence.
+const NULL_SINK: &str = "null";
+
 /// The daemon's reporter: history (`output_results`), the status model and JSON event
 /// lines, from the player thread (all of them never wait).
-fn reporter(ctx: Ctx) -> impl FnMut(player::PlayerEvent) + Send {
+///
+/// Every announcement played to its end is evidence that the audio path works as far as
+/// the appliance can see (`playback`); a self-test's is what the Tests page waits for.
+fn reporter(ctx: Ctx, sink: &'static str) -> impl FnMut(player::PlayerEvent) + Send {
     use player::PlayerEvent as E;
+    // A self-test announcement is playing.
+    let mut testing = false;
     move |ev| match ev {
         E::Started {
             action,
             clips,
             file,
         } => {
+            testing = action.cause == eew_core::engine::Cause::SelfTest;
             let latency_us = since_decision_us(&action);
             tracing::info!(
                 output = "audio", action = action.kind.name(), event_id = ?action.event_id,
@@ -157,6 +166,9 @@ fn reporter(ctx: Ctx) -> impl FnMut(player::PlayerEvent) + Send {
             );
         }
         E::Superseded { action } => {
+            if action.cause == eew_core::engine::Cause::SelfTest {
+                testing = false;
+            }
             tracing::info!(
                 output = "audio", action = action.kind.name(), event_id = ?action.event_id,
                 serial = ?action.serial, "replaced before it was played"
@@ -188,6 +200,17 @@ fn reporter(ctx: Ctx) -> impl FnMut(player::PlayerEvent) + Send {
                     "ok": false, "detail": detail,
                 }));
             }
+            if action.cause == eew_core::engine::Cause::SelfTest {
+                testing = false;
+                ctx.evidence(Proof {
+                    channel: "audio".to_owned(),
+                    source: "self_test",
+                    method: "playback",
+                    ok: false,
+                    measurement_ms: None,
+                    detail: detail.clone(),
+                });
+            }
             ctx.record_result("audio", &action, false, None, Some(detail));
         }
         E::EpisodeEnded {
@@ -195,6 +218,37 @@ fn reporter(ctx: Ctx) -> impl FnMut(player::PlayerEvent) + Send {
             file,
             seconds,
         } => {
+            let source = if std::mem::take(&mut testing) && event_id.is_none() {
+                Some("self_test")
+            } else if event_id.is_some() && sink != NULL_SINK {
+                Some("alarm")
+            } else {
+                None
+            };
+            // The null sink discards: nothing was heard, so it proves nothing (and an
+            // audio output left on it is exactly the misconfiguration to catch).
+            let (ok, detail) = if sink == NULL_SINK {
+                (
+                    false,
+                    "played to the null sink: no sound device is configured ([audio] backend)"
+                        .to_owned(),
+                )
+            } else {
+                (
+                    true,
+                    format!("played {seconds:.1} s to the {sink} sink; confirm that it was heard"),
+                )
+            };
+            if let Some(source) = source {
+                ctx.evidence(Proof {
+                    channel: "audio".to_owned(),
+                    source,
+                    method: "playback",
+                    ok,
+                    measurement_ms: Some(seconds * 1000.0),
+                    detail,
+                });
+            }
             tracing::info!(output = "audio", event_id = ?event_id, seconds, "announcement ended");
             if let Some(p) = &ctx.events {
                 p.send(json!({
@@ -217,7 +271,12 @@ pub(crate) fn spawn(
     ctx: &Ctx,
 ) -> anyhow::Result<mpsc::Sender<Action>> {
     let (tx, rx) = mpsc::channel(AUDIO_QUEUE);
-    let (thread_tx, done_rx) = start(cfg, true, Box::new(reporter(ctx.clone())))?;
+    let sink = match cfg.backend {
+        AudioBackend::Null => NULL_SINK,
+        AudioBackend::Wav => "WAV file",
+        AudioBackend::Alsa => "ALSA",
+    };
+    let (thread_tx, done_rx) = start(cfg, true, Box::new(reporter(ctx.clone(), sink)))?;
     sup.spawn(
         "audio",
         feed(rx, thread_tx, done_rx, ctx.cancel.clone(), ctx.clone()),

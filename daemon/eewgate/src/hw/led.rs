@@ -11,6 +11,7 @@
 //! | time fault | amber double blink |
 //! | verification overdue (an output's scheduled proof) | green with a short amber flash every 2 s |
 //! | internal fault (storage, an output) | steady red |
+//! | lamp test (a self-test, a few seconds) | red, green, blue, amber, off in turn |
 
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub enum LedState {
     Exercise,
     /// A real alert is running.
     Alert,
+    /// A lamp test: every colour in turn (shown only while one runs; an alarm ends it).
+    LampTest,
 }
 
 /// One colour (red, green, blue).
@@ -53,6 +56,7 @@ const AMBER: Rgb = Rgb(true, true, false);
 /// over faults (people must see the alarm); among faults the most serious shows.
 pub fn state(engine: LedPattern, status: &Status) -> LedState {
     match engine {
+        LedPattern::LampTest => return LedState::LampTest,
         LedPattern::Alert => return LedState::Alert,
         LedPattern::Exercise => return LedState::Exercise,
         LedPattern::Normal | LedPattern::Fault => {}
@@ -67,7 +71,7 @@ pub fn state(engine: LedPattern, status: &Status) -> LedState {
         || status.links.values().any(|l| l.fault)
     {
         LedState::UpstreamFault
-    } else if !status.verification_overdue.is_empty() {
+    } else if status.verification_fault() {
         LedState::VerificationOverdue
     } else {
         LedState::Normal
@@ -93,7 +97,26 @@ pub fn frames(state: LedState, has_blue: bool) -> Vec<(Rgb, Duration)> {
             (OFF, ms(1400)),
         ],
         LedState::InternalFault => vec![(RED, Duration::ZERO)],
+        LedState::LampTest => {
+            let mut v = vec![(RED, LAMP_STEP), (GREEN, LAMP_STEP)];
+            if has_blue {
+                v.push((BLUE, LAMP_STEP));
+            }
+            v.extend([(AMBER, LAMP_STEP), (OFF, LAMP_STEP)]);
+            v
+        }
     }
+}
+
+/// How long each colour of the lamp test shows.
+const LAMP_STEP: Duration = Duration::from_millis(500);
+
+/// How long a lamp test lasts: every colour once, then the standing pattern again.
+pub fn lamp_test_length(has_blue: bool) -> Duration {
+    frames(LedState::LampTest, has_blue)
+        .iter()
+        .map(|(_, d)| *d)
+        .sum()
 }
 
 #[cfg(test)]
@@ -139,8 +162,27 @@ mod tests {
         // A link fault is more serious than an overdue proof.
         overdue.links.get_mut("a").unwrap().fault = true;
         assert_eq!(state(LedPattern::Normal, &overdue), LedState::UpstreamFault);
+        // A failed proof shows like an overdue one.
+        let mut failed = healthy();
+        failed
+            .verification
+            .entry("relay:1".into())
+            .or_default()
+            .record(crate::status::Evidence {
+                at: chrono::DateTime::UNIX_EPOCH,
+                source: "operator".into(),
+                method: "operator".into(),
+                ok: false,
+                measurement_ms: None,
+                detail: None,
+            });
+        assert_eq!(
+            state(LedPattern::Normal, &failed),
+            LedState::VerificationOverdue
+        );
         // The alarm shows over any fault.
         assert_eq!(state(LedPattern::Alert, &storage), LedState::Alert);
+        assert_eq!(state(LedPattern::LampTest, &storage), LedState::LampTest);
     }
 
     #[test]
@@ -153,6 +195,7 @@ mod tests {
             LedState::InternalFault,
             LedState::Exercise,
             LedState::Alert,
+            LedState::LampTest,
         ];
         for blue in [true, false] {
             let looks: Vec<_> = all.iter().map(|s| frames(*s, blue)).collect();

@@ -56,6 +56,12 @@ pub(crate) enum MqttInput {
         /// `serde_json::to_value(&report)`.
         report: serde_json::Value,
     },
+    /// A self-test of the MQTT path: a probe received back through the broker
+    /// (`publisher::probe`). `source`: `self_test` (an operator) or `probe` (scheduled).
+    Probe {
+        /// What asked for it.
+        source: &'static str,
+    },
     /// An engine decision.
     Decision {
         /// When the engine decided.

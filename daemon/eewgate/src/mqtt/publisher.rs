@@ -12,6 +12,8 @@
 //!   packet id when written and to its PUBACK, which completes the result of the Publish
 //!   action it belongs to (latency: decision → last PUBACK).
 
+mod probe;
+
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -139,6 +141,8 @@ pub(crate) struct Publisher {
     last_purge: Instant,
     dropped_stale: u64,
     dropped_other: u64,
+    /// The MQTT self-test under way.
+    probe: Option<probe::Probe>,
 }
 
 enum Wake {
@@ -176,6 +180,7 @@ impl Publisher {
             last_purge: Instant::now(),
             dropped_stale: 0,
             dropped_other: 0,
+            probe: None,
         }
     }
 
@@ -225,6 +230,7 @@ impl Publisher {
         let now = Instant::now();
         match input {
             MqttInput::Action(a) => self.on_publish(a),
+            MqttInput::Probe { source } => self.start_probe(source),
             MqttInput::Report { link, report } => {
                 let about = Some((
                     report
@@ -568,7 +574,7 @@ impl Publisher {
     }
 
     fn subscribe(&self) {
-        let mut filters = vec![self.names.topic("cmd/#")];
+        let mut filters = vec![self.names.topic("cmd/#"), self.probe_topic()];
         if self.cfg.home_assistant_discovery {
             filters.push(format!("{}/status", self.cfg.discovery_prefix));
         }
@@ -663,6 +669,7 @@ impl Publisher {
                         "Home Assistant is back: discovery republished"
                     );
                     self.republish(false);
+                } else if self.probe_message(&topic, &payload) {
                 } else {
                     // Commands are for a later version; nothing from the broker acts.
                     tracing::debug!(output = OUTPUT, topic = %topic, bytes = payload.len(), "message ignored");
@@ -724,6 +731,9 @@ impl Publisher {
     // ---- results --------------------------------------------------------------------
 
     fn resolve(&mut self, tag: u64, outcome: Outcome) {
+        if self.probe_outcome(tag, &outcome) {
+            return;
+        }
         let Some(t) = self.tracks.get_mut(&tag) else {
             return;
         };
@@ -815,11 +825,15 @@ impl Publisher {
         } else if !self.queue.is_empty() {
             consider(self.last_purge + PURGE_EVERY);
         }
+        if let Some(d) = self.probe_deadline() {
+            consider(d);
+        }
         at
     }
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        self.probe_timers(now);
         if !self.connected
             && !self.faulted
             && self

@@ -1,5 +1,6 @@
 //! History in SQLite (sqlx): every telegram received, every engine decision and output
-//! action, link events, faults and configuration changes. Decision record:
+//! action, link events, faults, output results, the audit trail, evidence that the outputs
+//! work, and configuration changes. Decision record:
 //! `docs/adr/0008-history-store.md`.
 //!
 //! - [`Store`] — the database: open (create, WAL, migrations), record, query, purge.
@@ -29,6 +30,7 @@
 //! means: anything acknowledged is on disk; what was queued or in an uncommitted batch
 //! (at most one batch, committed within milliseconds of arriving) is lost.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -51,9 +53,10 @@ mod writer;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use records::{
-    ActionRow, AlertRow, AuditRecord, AuditRow, ConfigRow, DecisionRow, FaultRecord, FaultRow,
-    LinkRecord, LinkRow, LinkState, OutputRecord, OutputRow, PurgeCounts, Record, StoreCounts,
-    TelegramRecord, TelegramRow, Verdict,
+    ActionRow, AlertRow, AuditRecord, AuditRow, ConfigRow, DecisionRow, EvidenceRecord,
+    EvidenceRow, EvidenceSummary, FaultRecord, FaultRow, LinkRecord, LinkRow, LinkState,
+    OutputRecord, OutputRow, PurgeCounts, Record, StoreCounts, TelegramRecord, TelegramRow,
+    Verdict,
 };
 pub use retention::{PURGE_INTERVAL, run_retention};
 pub use writer::{
@@ -70,6 +73,9 @@ const PURGE_CHUNK: i64 = 500;
 
 /// The page size of new databases.
 const PAGE_SIZE: u64 = 4096;
+
+/// Most rows of one [`Store::evidence`] page.
+pub const EVIDENCE_PAGE_MAX: u32 = 1000;
 
 /// One page of a history query (the web UI's keyset paging).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -396,6 +402,13 @@ impl Store {
                     cutoff,
                 )
                 .await?,
+            evidence: self
+                .purge_chunks(
+                    "DELETE FROM evidence WHERE id IN (SELECT id FROM evidence \
+                     WHERE at_ms < ?1 LIMIT ?2)",
+                    cutoff,
+                )
+                .await?,
             config_changes: self
                 .purge_chunks(
                     "DELETE FROM config_changes WHERE id IN (SELECT id FROM config_changes \
@@ -648,6 +661,79 @@ impl Store {
             .collect()
     }
 
+    /// Per channel, the newest evidence (the last recorded: highest id) and the newest
+    /// that it worked. Channels with no evidence are absent.
+    ///
+    /// Never reads more than two rows per channel: the channels are found by skipping
+    /// through the `(channel, id)` index (one seek each), and each channel's newest and
+    /// newest ok row are the ends of its ranges in `(channel, id)` and `(channel, ok, id)`
+    /// (see [`Store::evidence_summary_plan`]).
+    pub async fn evidence_summary(&self) -> Result<BTreeMap<String, EvidenceSummary>, StoreError> {
+        let rows = sqlx::query(EVIDENCE_SUMMARY_SQL)
+            .fetch_all(&self.pool)
+            .await?;
+        // At most a channel's newest row and its newest ok row, oldest first: the last
+        // row seen of a channel is its newest, the last ok row its newest ok.
+        let mut out: BTreeMap<String, EvidenceSummary> = BTreeMap::new();
+        for r in &rows {
+            let row = evidence_row(r)?;
+            let ok = row.ok.then(|| row.clone());
+            if let Some(summary) = out.get_mut(&row.channel) {
+                if ok.is_some() {
+                    summary.last_ok = ok;
+                }
+                summary.last = row;
+            } else {
+                out.insert(
+                    row.channel.clone(),
+                    EvidenceSummary {
+                        last: row,
+                        last_ok: ok,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// One page of evidence, newest first (by id), of one channel or of all: rows strictly
+    /// below `before_id`, at most `limit` of them (clamped to 1..=[`EVIDENCE_PAGE_MAX`]).
+    /// A page is one walk down the `(channel, id)` index (or the ids), whatever its depth.
+    pub async fn evidence(
+        &self,
+        channel: Option<&str>,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<EvidenceRow>, StoreError> {
+        let rows = evidence_page_sql(channel, before_id, limit, false)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(evidence_row).collect()
+    }
+
+    /// SQLite's plan for [`Store::evidence_summary`] (`EXPLAIN QUERY PLAN`, one line per
+    /// step), for tests and diagnostics.
+    pub async fn evidence_summary_plan(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(EVIDENCE_SUMMARY_PLAN_SQL)
+            .fetch_all(&self.pool)
+            .await?;
+        plan_details(&rows)
+    }
+
+    /// SQLite's plan for a [`Store::evidence`] page, for tests and diagnostics.
+    pub async fn evidence_plan(
+        &self,
+        channel: Option<&str>,
+        before_id: Option<i64>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = evidence_page_sql(channel, before_id, EVIDENCE_PAGE_MAX, true)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        plan_details(&rows)
+    }
+
     /// One page of telegrams for the web UI: newest first (by id), strictly below
     /// `page.before_id`, filtered by event, verdict, kind and receive time
     /// `[from_ms, to_ms)`. `raw` is left empty (`size` is its length; the bytes come from
@@ -872,10 +958,14 @@ async fn wal_exists(path: &Path) -> bool {
         .unwrap_or(true)
 }
 
+/// Unix milliseconds to a UTC time (out-of-range values become the epoch).
+fn utc(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
 /// Unix milliseconds to a JST time (out-of-range values become the epoch).
 fn jst(ms: i64) -> JstTime {
-    let utc = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH);
-    JstTime::from_datetime(utc.fixed_offset())
+    JstTime::from_datetime(utc(ms).fixed_offset())
 }
 
 fn opt_u32(v: Option<i64>) -> Option<u32> {
@@ -901,6 +991,84 @@ fn alert_row(r: &SqliteRow) -> Result<AlertRow, StoreError> {
         ended: r.try_get("ended")?,
         actions: u64::try_from(r.try_get::<i64, _>("actions")?).unwrap_or(0),
     })
+}
+
+/// The `detail` column of an `EXPLAIN QUERY PLAN`.
+fn plan_details(rows: &[SqliteRow]) -> Result<Vec<String>, StoreError> {
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("detail")?))
+        .collect()
+}
+
+fn evidence_row(r: &SqliteRow) -> Result<EvidenceRow, StoreError> {
+    Ok(EvidenceRow {
+        id: r.try_get("id")?,
+        at: utc(r.try_get("at_ms")?),
+        channel: r.try_get("channel")?,
+        source: r.try_get("source")?,
+        method: r.try_get("method")?,
+        ok: r.try_get("ok")?,
+        measurement_ms: r.try_get("measurement_ms")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
+/// The SQL of [`Store::evidence_summary`]: each channel's newest and newest ok row, oldest
+/// first.
+///
+/// `channels` skips through `evidence_channel` (each step the smallest channel above the
+/// last: one seek, where `SELECT DISTINCT` would read the whole index), and `latest` takes
+/// the end of each channel's range in `evidence_channel` (`channel = ?`, ids descending)
+/// and in `evidence_channel_ok` (`channel = ? AND ok = 1`). The rows are then fetched by
+/// id. A macro, so that the SQL of its plan is a literal too (`concat!`).
+macro_rules! evidence_summary_sql {
+    () => {
+        "\
+            WITH RECURSIVE channels(channel) AS ( \
+                SELECT (SELECT min(channel) FROM evidence) \
+                UNION ALL \
+                SELECT (SELECT min(e.channel) FROM evidence AS e WHERE e.channel > c.channel) \
+                FROM channels AS c WHERE c.channel IS NOT NULL \
+            ), \
+            latest AS MATERIALIZED ( \
+                SELECT (SELECT e.id FROM evidence AS e WHERE e.channel = c.channel \
+                        ORDER BY e.id DESC LIMIT 1) AS last_id, \
+                       (SELECT e.id FROM evidence AS e WHERE e.channel = c.channel AND e.ok = 1 \
+                        ORDER BY e.id DESC LIMIT 1) AS ok_id \
+                FROM channels AS c WHERE c.channel IS NOT NULL \
+            ) \
+            SELECT id, at_ms, channel, source, method, ok, measurement_ms, detail FROM evidence \
+            WHERE id IN (SELECT last_id FROM latest UNION ALL SELECT ok_id FROM latest) \
+            ORDER BY id"
+    };
+}
+/// See `evidence_summary_sql!`.
+const EVIDENCE_SUMMARY_SQL: &str = evidence_summary_sql!();
+/// [`EVIDENCE_SUMMARY_SQL`]'s plan.
+const EVIDENCE_SUMMARY_PLAN_SQL: &str = concat!("EXPLAIN QUERY PLAN ", evidence_summary_sql!());
+
+/// The SQL of a [`Store::evidence`] page (or of its plan). Only the filters given are in
+/// the SQL, so the planner sees them (see [`telegrams_page_sql`]).
+fn evidence_page_sql(
+    channel: Option<&str>,
+    before_id: Option<i64>,
+    limit: u32,
+    explain: bool,
+) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::<Sqlite>::new(if explain { "EXPLAIN QUERY PLAN " } else { "" });
+    q.push(
+        "SELECT id, at_ms, channel, source, method, ok, measurement_ms, detail \
+         FROM evidence WHERE 1",
+    );
+    if let Some(channel) = channel {
+        q.push(" AND channel = ").push_bind(channel.to_owned());
+    }
+    if let Some(before) = before_id {
+        q.push(" AND id < ").push_bind(before);
+    }
+    q.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit.clamp(1, EVIDENCE_PAGE_MAX)));
+    q
 }
 
 fn telegram_row(r: &SqliteRow) -> Result<TelegramRow, StoreError> {
@@ -1018,6 +1186,7 @@ async fn insert(conn: &mut SqliteConnection, record: &Record) -> Result<i64, sql
         Record::Fault(f) => insert_fault(conn, f).await,
         Record::Output(o) => insert_output(conn, o).await,
         Record::Audit(a) => insert_audit(conn, a).await,
+        Record::Evidence(e) => insert_evidence(conn, e).await,
         Record::Config { at, text } => Ok(insert_config(conn, *at, text).await?.0),
     }
 }
@@ -1202,6 +1371,26 @@ async fn insert_audit(conn: &mut SqliteConnection, a: &AuditRecord) -> Result<i6
             .bind(&a.detail)
             .execute(conn)
             .await?;
+    Ok(done.last_insert_rowid())
+}
+
+async fn insert_evidence(
+    conn: &mut SqliteConnection,
+    e: &EvidenceRecord,
+) -> Result<i64, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO evidence (at_ms, channel, source, method, ok, measurement_ms, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(e.at.timestamp_millis())
+    .bind(&e.channel)
+    .bind(&e.source)
+    .bind(&e.method)
+    .bind(e.ok)
+    .bind(e.measurement_ms.filter(|ms| ms.is_finite()))
+    .bind(&e.detail)
+    .execute(conn)
+    .await?;
     Ok(done.last_insert_rowid())
 }
 

@@ -1,6 +1,6 @@
-//! What goes into history ([`TelegramRecord`], [`LinkRecord`], [`FaultRecord`], and the
-//! engine's own `Action` and `Decision`) and what comes out (the `*Row` types, whose
-//! serde form is the JSON printed by `eewgate history --json`).
+//! What goes into history ([`TelegramRecord`], [`LinkRecord`], [`FaultRecord`],
+//! [`EvidenceRecord`], ..., and the engine's own `Action` and `Decision`) and what comes
+//! out (the `*Row` types, whose serde form is the JSON printed by `eewgate history --json`).
 
 use chrono::{DateTime, Utc};
 use eew_core::engine::{Action, Decision};
@@ -257,6 +257,27 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
+/// One piece of evidence that a channel works (or a failed proof), for the `evidence` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvidenceRecord {
+    /// When it was seen.
+    pub at: DateTime<Utc>,
+    /// What it proves: `relay:N`, `audio`, `led`, `mqtt`, `link:<name>`, `time`, ...
+    pub channel: String,
+    /// What produced it: `self_test`, `operator`, `alarm`, `probe` or `continuous`.
+    pub source: String,
+    /// How the result was observed: `readback`, `pin`, `playback`, `puback`,
+    /// `roundtrip`, `operator`, ...
+    pub method: String,
+    /// The channel worked (`false`: the proof failed).
+    pub ok: bool,
+    /// What was measured (a read-back's delay, a round trip, seconds played), ms. A value
+    /// that is not finite is stored as none.
+    pub measurement_ms: Option<f64>,
+    /// For people: what was done, or why it failed.
+    pub detail: Option<String>,
+}
+
 /// Anything history keeps: what the [`super::HistoryWriter`] queues.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
@@ -279,6 +300,8 @@ pub enum Record {
     Output(OutputRecord),
     /// An audit trail entry.
     Audit(AuditRecord),
+    /// Evidence that a channel works, or a failed proof.
+    Evidence(EvidenceRecord),
     /// The configuration file's text (stored only when it differs from the newest).
     Config {
         /// When it was loaded.
@@ -299,6 +322,7 @@ impl Record {
             Record::Fault(_) => "faults",
             Record::Output(_) => "output_results",
             Record::Audit(_) => "audit",
+            Record::Evidence(_) => "evidence",
             Record::Config { .. } => "config_changes",
         }
     }
@@ -489,6 +513,37 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
+/// A stored piece of evidence.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvidenceRow {
+    /// Row id.
+    pub id: i64,
+    /// When it was seen (to the millisecond).
+    pub at: DateTime<Utc>,
+    /// `relay:N`, `audio`, `led`, `mqtt`, `link:<name>`, `time`, ...
+    pub channel: String,
+    /// `self_test`, `operator`, `alarm`, `probe`, `continuous`.
+    pub source: String,
+    /// `readback`, `pin`, `playback`, `puback`, `roundtrip`, `operator`, ...
+    pub method: String,
+    /// The channel worked.
+    pub ok: bool,
+    /// What was measured, ms.
+    pub measurement_ms: Option<f64>,
+    /// For people.
+    pub detail: Option<String>,
+}
+
+/// What history knows of one channel's proof of working.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvidenceSummary {
+    /// The newest evidence (the last recorded), whatever its result.
+    pub last: EvidenceRow,
+    /// The newest evidence that it worked; `None` when every proof still kept (see
+    /// retention) failed. The same row as `last` when that one is ok.
+    pub last_ok: Option<EvidenceRow>,
+}
+
 /// A stored configuration version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfigRow {
@@ -521,6 +576,8 @@ pub struct PurgeCounts {
     pub output_results: u64,
     /// Audit trail entries.
     pub audit: u64,
+    /// Evidence.
+    pub evidence: u64,
     /// Configuration versions (never the newest).
     pub config_changes: u64,
 }
@@ -536,6 +593,7 @@ impl PurgeCounts {
             + self.faults
             + self.output_results
             + self.audit
+            + self.evidence
             + self.config_changes
     }
 }

@@ -56,6 +56,9 @@ pub struct Options {
     /// Keep retained messages and persistent sessions across a restart (saved when the
     /// broker is [stopped](Mosquitto::stop), as a real broker's database would be).
     pub persistence: bool,
+    /// The text of an ACL file (`topic read …`, `user …`): what each client may publish
+    /// and receive, as a building's broker may restrict it.
+    pub acl: Option<String>,
 }
 
 /// A running (or stopped) broker.
@@ -130,6 +133,11 @@ impl Mosquitto {
                 ));
             }
             None => conf.push_str("allow_anonymous true\n"),
+        }
+        if let Some(acl) = &opts.acl {
+            let file = dir.join("acl");
+            std::fs::write(&file, acl).unwrap();
+            conf.push_str(&format!("acl_file {}\n", file.display()));
         }
         conf.push_str(&format!("listener {port} 127.0.0.1\n"));
         let mut plain_port = port;
