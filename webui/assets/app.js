@@ -27,6 +27,7 @@ const I18N = {
     session_expired: 'セッションが切れました。再度ログインしてください。',
     nav_dash: 'ダッシュボード', nav_settings: '設定', nav_history: '履歴', closed: '動作中',
     led_normal: '正常', led_alert: '警報', led_exercise: '訓練・ドリル', led_fault: '回線・時刻異常', led_internal_fault: '内部異常', led_verification_overdue: '検証期限切れ', led_time_fault: '時刻異常', led_upstream_fault: '回線異常',
+    led_lamp_test: 'ランプテスト中', last_verified: '最終動作確認', never_verified: '動作確認なし', proof_failed: '動作確認で異常',
     end_cancel: '取消', end_expiry: '失効', end_reset: 'リセット', more_history: '履歴をすべて見る',
     err_wrong_setup_code: 'セットアップコードが違います（本機のコンソールに表示されています）。', err_weak_password: 'パスワードは10文字以上256文字以下にしてください。',
     err_already_set_up: 'パスワードは設定済みです。ログインしてください。', err_bad_credentials: 'パスワードが違います。', err_setup_required: '初期設定が必要です。',
@@ -56,6 +57,7 @@ const I18N = {
     session_expired: 'Your session ended. Please log in again.',
     nav_dash: 'Dashboard', nav_settings: 'Settings', nav_history: 'History', closed: 'operated',
     led_normal: 'normal', led_alert: 'alert', led_exercise: 'exercise', led_fault: 'link/time fault', led_internal_fault: 'internal fault', led_verification_overdue: 'verification overdue', led_time_fault: 'time fault', led_upstream_fault: 'link fault',
+    led_lamp_test: 'lamp test', last_verified: 'last seen working', never_verified: 'never verified', proof_failed: 'last proof failed',
     end_cancel: 'cancel', end_expiry: 'expiry', end_reset: 'reset', more_history: 'All history',
     err_wrong_setup_code: 'The setup code is wrong (it is printed on the appliance\'s console).', err_weak_password: 'The password must be 10 to 256 characters.',
     err_already_set_up: 'The password is already set: please log in.', err_bad_credentials: 'Wrong password.', err_setup_required: 'First-boot setup is needed.',
@@ -229,6 +231,14 @@ function ago(iso) {
   return Math.round(s / 3600) + ' ' + t('h_ago');
 }
 
+/** An output's proof of working: the age of its last success, or why it is not trusted. */
+function verifiedRow(v) {
+  const label = '  ' + t('last_verified');
+  if (v && v.last && v.last.ok === false) return row(label, t('proof_failed') + (v.last.detail ? ' — ' + v.last.detail : ''), 'bad');
+  if (!v || !v.last_ok_at) return row(label, t('never_verified'), 'warn');
+  return row(label, ago(v.last_ok_at), '');
+}
+
 function row(label, value, cls) {
   return el('li', {}, el('span', {}, label), el('span', cls ? { class: cls } : {}, value));
 }
@@ -281,12 +291,14 @@ function renderStatus(s) {
   const names = s.output_names || {};
   const al = s.alert || {};
   const closed = new Set((al.closed_relays || []).map((id) => 'relay:' + id));
+  const verification = s.verification || {};
   for (const [name, health] of Object.entries(s.outputs || {})) {
     const h = String(health);
     const label = names[name] ? name + ' ' + names[name] : name;
-    if (name === 'led') { outs.push(row(t('led'), t('led_' + h), h === 'normal' ? 'ok' : 'warn')); continue; }
-    if (h.startsWith('fault')) { outs.push(row(label, t('fault') + h.slice(5), 'bad')); continue; }
-    outs.push(row(label, closed.has(name) ? t('closed') : t(h), closed.has(name) ? 'warn' : 'ok'));
+    if (name === 'led') outs.push(row(t('led'), t('led_' + h), h === 'normal' ? 'ok' : 'warn'));
+    else if (h.startsWith('fault')) outs.push(row(label, t('fault') + h.slice(5), 'bad'));
+    else outs.push(row(label, closed.has(name) ? t('closed') : t(h), closed.has(name) ? 'warn' : 'ok'));
+    outs.push(verifiedRow(verification[name]));
   }
   for (const name of s.verification_overdue || []) outs.push(row(name, t('overdue'), 'warn'));
   fill('outputs', outs.length ? outs : [row(t('none'), '')]);

@@ -556,7 +556,10 @@ function addChimeUpload(form) {
   if (!wrap) return;
   const file = el('input', { type: 'file', id: 'settings-chime-file', accept: '.wav,audio/wav' });
   const hint = el('small', { id: 'settings-chime-hint', class: 'hint' }, t('chime_upload_hint'));
-  wrap.append(el('label', { class: 'inline' }, el('span', {}, t('chime_upload')), file), hint);
+  // A cell of its own beside the chime field (not inside its label: a click on the
+  // field's text must not open the file picker).
+  wrap.after(el('div', { class: 'field', id: 'settings-chime-upload' },
+    el('label', { for: 'settings-chime-file' }, el('span', {}, t('chime_upload'))), file, hint));
   file.addEventListener('change', async () => {
     const f = file.files && file.files[0];
     if (!f) return;

@@ -51,7 +51,7 @@ const TEXT = {
     live: 'ライブ', up: '接続', ok: '正常', mismatch: 'パスワードが一致しません。',
     setup_done: 'パスワードを設定しました。ログインしてください。',
     wrong_password: 'パスワードが違います。', lang_button: 'English', closed: '動作中',
-    method_operator: '操作者の確認',
+    method_operator: '操作者の確認', last_verified: '最終動作確認',
   },
   en: {
     setup_title: 'First-boot setup', login_title: 'Log in', current_alert: 'Current alert',
@@ -530,7 +530,16 @@ async function selfTest(t) {
     (document.querySelector(`[data-selftest-last="${o}"]`) || { textContent: '' }).textContent.includes(word),
   [output, ja.method_operator]);
   await shot(t, 'recorded');
-  return `${output} tested and confirmed by the operator`;
+  // The dashboard now gives the contact's age of proof.
+  await page.locator('#pages [data-view=dash]').click();
+  await untilView(t, 'dash');
+  await until(t, 'the dashboard shows the contact\'s last verification', ([o, word]) => {
+    const items = [...document.querySelectorAll('#outputs > li')].map((li) =>
+      [...li.children].map((c) => c.textContent.trim()));
+    const at = items.findIndex(([k]) => k === o || k.startsWith(o + ' '));
+    return at >= 0 && items[at + 1] && items[at + 1][0] === word && /\d/.test(items[at + 1][1]);
+  }, [output, ja.last_verified]);
+  return `${output} tested and confirmed by the operator; its age shows on the dashboard`;
 }
 
 /** History: the received telegrams are listed, a telegram's raw text opens as text, and
