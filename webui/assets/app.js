@@ -28,6 +28,9 @@ const I18N = {
     nav_dash: 'ダッシュボード', nav_settings: '設定', nav_history: '履歴', closed: '動作中',
     led_normal: '正常', led_alert: '警報', led_exercise: '訓練・ドリル', led_fault: '回線・時刻異常', led_internal_fault: '内部異常', led_verification_overdue: '検証期限切れ', led_time_fault: '時刻異常', led_upstream_fault: '回線異常',
     led_lamp_test: 'ランプテスト中', last_verified: '最終動作確認', never_verified: '動作確認なし', proof_failed: '動作確認で異常',
+    assurance: '動作確認', banner_title: '動作が確認できていない出力があります', banner_go_tests: 'テスト・訓練ページで確認する',
+    overdue_since: '確認期限切れ', due_in: '期限まで', d_ago: '日前', d_left: '日', h_left: '時間', m_left: '分',
+    ch_upstream: 'JMA からの経路（配信テスト）', ch_time: '時刻同期', ch_watchdog: 'ウォッチドッグ', ch_storage: '履歴の記録',
     end_cancel: '取消', end_expiry: '失効', end_reset: 'リセット', more_history: '履歴をすべて見る',
     err_wrong_setup_code: 'セットアップコードが違います（本機のコンソールに表示されています）。', err_weak_password: 'パスワードは10文字以上256文字以下にしてください。',
     err_already_set_up: 'パスワードは設定済みです。ログインしてください。', err_bad_credentials: 'パスワードが違います。', err_setup_required: '初期設定が必要です。',
@@ -58,6 +61,9 @@ const I18N = {
     nav_dash: 'Dashboard', nav_settings: 'Settings', nav_history: 'History', closed: 'operated',
     led_normal: 'normal', led_alert: 'alert', led_exercise: 'exercise', led_fault: 'link/time fault', led_internal_fault: 'internal fault', led_verification_overdue: 'verification overdue', led_time_fault: 'time fault', led_upstream_fault: 'link fault',
     led_lamp_test: 'lamp test', last_verified: 'last seen working', never_verified: 'never verified', proof_failed: 'last proof failed',
+    assurance: 'Proof of working', banner_title: 'Outputs not proved working', banner_go_tests: 'Prove them on the Tests page',
+    overdue_since: 'proof overdue', due_in: 'due in', d_ago: 'd ago', d_left: 'd', h_left: 'h', m_left: 'min',
+    ch_upstream: 'path from JMA (delivery test)', ch_time: 'time sync', ch_watchdog: 'watchdog', ch_storage: 'history storage',
     end_cancel: 'cancel', end_expiry: 'expiry', end_reset: 'reset', more_history: 'All history',
     err_wrong_setup_code: 'The setup code is wrong (it is printed on the appliance\'s console).', err_weak_password: 'The password must be 10 to 256 characters.',
     err_already_set_up: 'The password is already set: please log in.', err_bad_credentials: 'Wrong password.', err_setup_required: 'First-boot setup is needed.',
@@ -228,15 +234,62 @@ function ago(iso) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   if (s < 120) return s + ' ' + t('s_ago');
   if (s < 7200) return Math.round(s / 60) + ' ' + t('m_ago');
-  return Math.round(s / 3600) + ' ' + t('h_ago');
+  if (s < 172800) return Math.round(s / 3600) + ' ' + t('h_ago');
+  return Math.round(s / 86400) + ' ' + t('d_ago');
+}
+
+/** How long until `iso` (a proof's due time), coarsely. */
+function dueIn(iso) {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) return String(iso);
+  const m = Math.max(0, Math.round((ms - Date.now()) / 60000));
+  if (m < 120) return m + ' ' + t('m_left');
+  if (m < 2880) return Math.round(m / 60) + ' ' + t('h_left');
+  return Math.round(m / 1440) + ' ' + t('d_left');
+}
+
+/** A channel's name for people: `relay:1 elevators`, `LED`, `time sync`, … */
+function channelLabel(name, names) {
+  if (names[name]) return name + ' ' + names[name];
+  if (name === 'led') return t('led');
+  const key = 'ch_' + name;
+  return I18N.en[key] ? t(key) : name;
 }
 
 /** An output's proof of working: the age of its last success, or why it is not trusted. */
-function verifiedRow(v) {
+function verifiedRow(v, overdue) {
   const label = '  ' + t('last_verified');
   if (v && v.last && v.last.ok === false) return row(label, t('proof_failed') + (v.last.detail ? ' — ' + v.last.detail : ''), 'bad');
-  if (!v || !v.last_ok_at) return row(label, t('never_verified'), 'warn');
-  return row(label, ago(v.last_ok_at), '');
+  if (!v || !v.last_ok_at) return row(label, t('never_verified'), overdue ? 'bad' : 'warn');
+  return row(label, ago(v.last_ok_at) + (overdue ? ' — ' + t('overdue_since') : ''), overdue ? 'bad' : '');
+}
+
+/** The banner (every channel not trusted now, and why) and the proof-of-working card. */
+function renderAssurance(s, names) {
+  const verification = s.verification || {};
+  const overdue = new Set(s.verification_overdue || []);
+  const problems = [];
+  for (const [name, v] of Object.entries(verification)) {
+    const failed = v.last && v.last.ok === false;
+    if (!failed && !overdue.has(name)) continue;
+    const why = failed
+      ? t('proof_failed') + (v.last.detail ? ' — ' + v.last.detail : '')
+      : t('overdue_since') + ' — ' + (v.last_ok_at ? t('last_verified') + ' ' + ago(v.last_ok_at) : t('never_verified'));
+    problems.push(el('li', { 'data-channel': name }, el('span', {}, channelLabel(name, names)), el('span', { class: 'bad' }, why)));
+  }
+  const banner = $('assurance-banner');
+  banner.hidden = problems.length === 0;
+  $('assurance-problems').replaceChildren(...problems);
+  const rows = [];
+  for (const [name, v] of Object.entries(verification)) {
+    if (!v.due_at) continue;
+    const bad = (v.last && v.last.ok === false) || overdue.has(name);
+    const seen = v.last_ok_at ? ago(v.last_ok_at) + (v.last_ok_method ? ' (' + v.last_ok_method + ')' : '') : t('never_verified');
+    const due = overdue.has(name) ? t('overdue_since') : t('due_in') + ' ' + dueIn(v.due_at);
+    rows.push(el('li', { 'data-channel': name }, el('span', {}, channelLabel(name, names)),
+      el('span', bad ? { class: 'bad' } : {}, seen + ' · ' + due)));
+  }
+  fill('assurance', rows.length ? rows : [row(t('none'), '')]);
 }
 
 function row(label, value, cls) {
@@ -298,10 +351,12 @@ function renderStatus(s) {
     if (name === 'led') outs.push(row(t('led'), t('led_' + h), h === 'normal' ? 'ok' : 'warn'));
     else if (h.startsWith('fault')) outs.push(row(label, t('fault') + h.slice(5), 'bad'));
     else outs.push(row(label, closed.has(name) ? t('closed') : t(h), closed.has(name) ? 'warn' : 'ok'));
-    outs.push(verifiedRow(verification[name]));
+    // Only channels delivery assurance ages (not the web UI itself).
+    const aged = (verification[name] && verification[name].due_at) || /^(relay:\d+|led|audio|mqtt)$/.test(name);
+    if (aged) outs.push(verifiedRow(verification[name], (s.verification_overdue || []).includes(name)));
   }
-  for (const name of s.verification_overdue || []) outs.push(row(name, t('overdue'), 'warn'));
   fill('outputs', outs.length ? outs : [row(t('none'), '')]);
+  renderAssurance(s, names);
 
   renderAlert(al);
   for (const p of Object.values(PAGES)) if (p.status) p.status(s);
@@ -388,6 +443,7 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   $('logout').addEventListener('click', onLogout);
   $('more-history').addEventListener('click', () => show('history'));
+  $('banner-tests').addEventListener('click', () => show('tests'));
   for (const b of document.querySelectorAll('#pages .tab')) {
     b.addEventListener('click', () => {
       message(''); // a page's message belongs to that page

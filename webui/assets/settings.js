@@ -26,6 +26,13 @@ Object.assign(I18N.ja, {
   f_languages: '言語 (カンマ区切り)', f_repeat: '繰り返し回数',
   f_host: 'ホスト', f_port: 'ポート', f_device_id: '機器 ID', f_topic_prefix: 'トピック接頭辞', f_username: 'ユーザー名',
   f_keep_alive: 'キープアライブ (秒)', f_stale: '古い警報を捨てる (ms)', f_ha: 'Home Assistant 検出', f_cap: 'CAP 1.2',
+  f_bms_ack: 'BMS の応答で確認', f_probe_timeout: 'プローブの待ち時間 (秒)',
+  s_assurance: '定期動作確認', f_assurance_enabled: '有効', f_mqtt_probe_every: 'MQTT プローブ間隔 (秒)',
+  f_relay_probe_every: '接点プローブ間隔 (時間)', f_relay_probe_window: '接点プローブの時間帯 (例 03:00-04:00)',
+  f_operator_max_age: '操作者確認の有効期間 (日)', f_delivery_test_every: '配信テストの想定間隔 (秒, 0=確認しない)',
+  f_webhook_url: '通知先 Webhook URL',
+  proofs_title: '変更した出力の動作確認', proof_waiting: '確認中…', proof_ok: '動作を確認しました', proof_bad: '確認できませんでした',
+  proof_by_person: '自動では確認できません。テスト・訓練ページで動作を確認してください。',
   f_tls: 'TLS', f_ca_file: 'CA ファイル', f_framing: '伝送手順', f_silence: '無通信で異常 (秒)',
   f_serial_device: 'シリアルデバイス', f_baud: '通信速度', f_interval: '間隔 (ms)', f_repeat_replay: '繰り返す',
   f_api_base: 'API', f_dm_test: '訓練・試験報', f_redundant: '冗長接続',
@@ -44,6 +51,23 @@ Object.assign(I18N.ja, {
   replay_read_only: '再生（replay）回線は本機の設定ファイルでのみ設定できます。訓練は「テスト・訓練」から行えます。',
   add_relay: '接点を追加', add_link: '回線を追加', remove: '削除', undo_remove: '削除を取り消す', f_id: '接点番号',
   f_api_key_file: 'API キーのファイル (600)',
+  w_title: '想定地震での動作', w_intro: '参照用の地震を設置場所のまわりに置き、この設定で警報判定を動かした結果です（何も動作させません）。',
+  w_draft: '編集中（未保存）の設定で計算しています。', w_saved: '現在の設定で計算しています。', w_loading: '計算中…',
+  w_invalid: '設定に問題があるため計算できません。', w_failed: '計算できませんでした: ',
+  w_note: '長周期地震動階級は想定に含まれません。時刻は受信からの秒数です。',
+  w_class: '予測震度', w_none: 'なし', w_s_in: '主要動まで {s} 秒', w_s_ago: '主要動は {s} 秒前に到達', w_arrived: '主要動到達済み', w_imminent: 'まもなく（PLUM 法、カウントダウンなし）',
+  w_unknown_arrival: '到達時刻不明', w_acts: '警報として動作します', w_not_acted: '動作しません: ',
+  w_epicentre: '{name}、設置場所の{dir} {km} km、深さ {depth} km、M{m}', w_assumed: '{name}（設置場所に仮定した震源）',
+  w_fires: '動作', w_no_fire: '動作しない', w_disabled: '無効', w_on: '{t} 秒で閉', w_pulse: '（パルス {ms} ms）', w_off: '{t} 秒で開（{c}）',
+  w_held: 'リセットまで閉じたまま', w_says: '{t} 秒: 「{text}」', w_countdown: 'カウントダウン {a}…{b}', w_led: '{t} 秒: {p}', w_publish: '{t} 秒: 配信（{state}）',
+  w_stop: '{t} 秒で停止（{c}）', w_no_broker: 'MQTT ブローカー未設定のため送信はされません', w_prestart: 'PA 先行起動 {ms} ms',
+  w_state_started: '開始', w_state_updated: '更新', w_state_cancelled: '取消', w_state_ended: '終了', w_state_reset: 'リセット',
+  c_start: '開始', c_update: '更新', c_prestart: 'PA 先行起動後', c_countdown: 'カウントダウン', c_cancel: '取消', c_expiry: '失効', c_pulse_end: 'パルス終了',
+  c_hold_end: '保持時間終了', c_reset: 'リセット', c_silence: '消音', c_fault: '異常', c_self_test: '自己試験',
+  r_training_disabled: '訓練報は受信しない設定です', r_test_disabled: '試験報は受信しない設定です', r_deep_event_ignored: '深発地震は無視する設定です',
+  r_plum_ignored: 'PLUM 法は無視する設定です', r_single_station_ignored: '1点観測は無視する設定です', r_assumed_hypocenter_ignored: '仮定震源は無視する設定です',
+  r_level_method_ignored: 'レベル法は無視する設定です', r_below_every_output_rule: 'どの出力の条件にも達しません', r_s_wave_passed: '主要動は到達済みです', r_stale_report: '古い電文です',
+  relay_n: '接点{n}',
 });
 Object.assign(I18N.en, {
   s_site: 'Site', s_prediction: 'Prediction', s_alert: 'Reception and decisions', s_relays: 'Relay contacts', s_relay: 'Contact',
@@ -67,6 +91,13 @@ Object.assign(I18N.en, {
   f_languages: 'Languages (comma-separated)', f_repeat: 'Repeat',
   f_host: 'Host', f_port: 'Port', f_device_id: 'Device id', f_topic_prefix: 'Topic prefix', f_username: 'User name',
   f_keep_alive: 'Keep-alive (s)', f_stale: 'Drop stale alerts after (ms)', f_ha: 'Home Assistant discovery', f_cap: 'CAP 1.2',
+  f_bms_ack: 'Proved by the BMS\'s acknowledgement', f_probe_timeout: 'Probe timeout (s)',
+  s_assurance: 'Delivery assurance', f_assurance_enabled: 'Enabled', f_mqtt_probe_every: 'MQTT probe every (s)',
+  f_relay_probe_every: 'Contact probe every (h)', f_relay_probe_window: 'Contact probe window (e.g. 03:00-04:00)',
+  f_operator_max_age: 'Operator confirmation valid for (days)', f_delivery_test_every: 'Delivery test expected every (s, 0 = not checked)',
+  f_webhook_url: 'Notification webhook URL',
+  proofs_title: 'Proof of the outputs the change touched', proof_waiting: 'checking…', proof_ok: 'seen working', proof_bad: 'not proved',
+  proof_by_person: 'cannot be proved automatically: test it on the Tests page.',
   f_tls: 'TLS', f_ca_file: 'CA file', f_framing: 'Framing', f_silence: 'Fault after silence (s)',
   f_serial_device: 'Serial device', f_baud: 'Baud', f_interval: 'Interval (ms)', f_repeat_replay: 'Repeat',
   f_api_base: 'API', f_dm_test: 'Training and test', f_redundant: 'Redundant sockets',
@@ -85,6 +116,23 @@ Object.assign(I18N.en, {
   replay_read_only: 'Replay links are set in the settings file on the appliance only; drills are on the Tests page.',
   add_relay: 'Add a contact', add_link: 'Add a link', remove: 'Remove', undo_remove: 'Keep it', f_id: 'Contact number',
   f_api_key_file: 'API key file (mode 600)',
+  w_title: 'What would happen', w_intro: 'Reference earthquakes placed around the site, run through the alert engine with these settings (nothing operates).',
+  w_draft: 'With the settings being edited (not saved).', w_saved: 'With the settings in force.', w_loading: 'Working…',
+  w_invalid: 'The settings have problems: no preview.', w_failed: 'No preview: ',
+  w_note: 'Long-period classes are not part of the reference earthquakes. Times are seconds after receipt.',
+  w_class: 'Predicted intensity', w_none: 'none', w_s_in: 'S wave in {s} s', w_s_ago: 'S wave arrived {s} s ago', w_arrived: 'S wave arrived', w_imminent: 'imminent (PLUM, no countdown)',
+  w_unknown_arrival: 'arrival unknown', w_acts: 'Acted on as an alert', w_not_acted: 'Not acted on: ',
+  w_epicentre: '{name}, {km} km {dir} of the site, depth {depth} km, M{m}', w_assumed: '{name} (hypocentre assumed at the site)',
+  w_fires: 'operates', w_no_fire: 'does not operate', w_disabled: 'disabled', w_on: 'closes at {t} s', w_pulse: ' (pulse {ms} ms)', w_off: 'opens at {t} s ({c})',
+  w_held: 'stays closed until reset', w_says: '{t} s: "{text}"', w_countdown: 'countdown {a}…{b}', w_led: '{t} s: {p}', w_publish: '{t} s: published ({state})',
+  w_stop: 'stops at {t} s ({c})', w_no_broker: 'no MQTT broker configured: nothing is sent', w_prestart: 'PA pre-start {ms} ms',
+  w_state_started: 'started', w_state_updated: 'updated', w_state_cancelled: 'cancelled', w_state_ended: 'ended', w_state_reset: 'reset',
+  c_start: 'start', c_update: 'update', c_prestart: 'after the PA pre-start', c_countdown: 'countdown', c_cancel: 'cancel', c_expiry: 'expiry', c_pulse_end: 'pulse end',
+  c_hold_end: 'hold time over', c_reset: 'reset', c_silence: 'silence', c_fault: 'fault', c_self_test: 'self-test',
+  r_training_disabled: 'training reports are not acted on', r_test_disabled: 'test reports are not acted on', r_deep_event_ignored: 'deep events are ignored',
+  r_plum_ignored: 'PLUM reports are ignored', r_single_station_ignored: 'single-station reports are ignored', r_assumed_hypocenter_ignored: 'assumed hypocentres are ignored',
+  r_level_method_ignored: 'level-method reports are ignored', r_below_every_output_rule: 'below every output\'s condition', r_s_wave_passed: 'the S wave has passed', r_stale_report: 'a stale report',
+  relay_n: 'Contact {n}',
 });
 
 const CLASS_OPTIONS = ['any', '0', '1', '2', '3', '4', '5-', '5+', '6-', '6+', '7'];
@@ -199,8 +247,19 @@ function sections(doc) {
       f('mqtt.stale_after_ms', 'int', 'f_stale', { def: '3000' }),
       f('mqtt.home_assistant_discovery', 'bool', 'f_ha', { def: 'false' }),
       f('mqtt.cap', 'bool', 'f_cap', { def: 'false' }),
+      f('mqtt.bms_ack', 'bool', 'f_bms_ack', { def: 'false' }),
+      f('mqtt.probe_timeout_s', 'int', 'f_probe_timeout', { min: 1, max: 120, def: '10' }),
       f('mqtt.tls.enabled', 'bool', 'f_tls', { def: 'false' }),
       f('mqtt.tls.ca_file', 'text', 'f_ca_file'),
+    ] },
+    { title: 's_assurance', prefix: 'assurance', fields: [
+      f('assurance.enabled', 'bool', 'f_assurance_enabled', { def: 'true' }),
+      f('assurance.mqtt_probe_every_s', 'int', 'f_mqtt_probe_every', { min: 2, max: 86400, def: '300' }),
+      f('assurance.relay_probe_every_h', 'int', 'f_relay_probe_every', { min: 1, max: 744, def: '24' }),
+      f('assurance.relay_probe_window', 'text', 'f_relay_probe_window', { def: '03:00-04:00' }),
+      f('assurance.operator_max_age_days', 'int', 'f_operator_max_age', { min: 1, max: 400, def: '31' }),
+      f('assurance.delivery_test_every_s', 'int', 'f_delivery_test_every', { min: 0, max: 604800 }),
+      f('assurance.webhook.url', 'text', 'f_webhook_url'),
     ] },
   );
   const links = doc.links || {};
@@ -367,10 +426,15 @@ async function submit(save, body) {
     if (!d.diff.length) { result('ok', t('no_changes')); return; }
     if (SETTINGS.wizard) { finishWizard(); message(t('wizard_done'), true); return; }
     result('ok', d.apply === 'now' ? t('saved_now') : t('saved_later'), [diffTable(d.diff)]);
+    // The channels the change touched are probed once it is in effect: watch for it.
+    SETTINGS.proofWatch = { from: SETTINGS.revision, until: 0 };
+    $('settings-result').append(el('div', { id: 'settings-proofs', class: 'message info', hidden: '' }));
     if (d.notes && d.notes.length) result('ok', t('notes') + ': ' + d.notes.join(' / '));
     await load(true);
     return;
   }
+  // A check also shows what the checked settings would do.
+  if (!save) refreshWhatIf(body);
   if (!check || r.status >= 500 || r.status === 400) { result('bad', (r.data && r.data.message) || String(r.status)); return; }
   if (check.conflict) { result('bad', t('conflict')); return; }
   if (!check.valid) { result('bad', t('problems')); showProblems(check.problems || []); return; }
@@ -381,7 +445,7 @@ async function submit(save, body) {
 function onFormSubmit(save) {
   const c = changes();
   if (!c.length && save && SETTINGS.wizard) { finishWizard(); return; }
-  if (!c.length) { clearProblems(); result('ok', t('no_changes')); return; }
+  if (!c.length) { clearProblems(); result('ok', t('no_changes')); if (!save) refreshWhatIf({}); return; }
   submit(save, { changes: c });
 }
 
@@ -430,7 +494,7 @@ function renderSettings(data, keepResult) {
       el('button', { type: 'button', id: 'settings-text-save' }, t('save_text'))));
   if (wizard) parts.unshift(el('p', { class: 'message info' }, t('wizard_intro')));
   parts.push(form);
-  if (!wizard) parts.push(raw);
+  if (!wizard) parts.push(whatifCard(), raw);
   body.replaceChildren(...parts);
   $('view-settings').querySelector('h2').textContent = wizard ? t('wizard_title') : t('settings_title');
   addSuggestButton(form);
@@ -448,6 +512,8 @@ function renderSettings(data, keepResult) {
   const syncNote = () => { if (note) note.hidden = mode.value !== 'site'; };
   if (mode) { mode.addEventListener('change', syncNote); syncNote(); }
   if (lastStatus) settingsStatus(lastStatus);
+  // The settings in force (opened, reloaded, or just saved).
+  if (!wizard) refreshWhatIf({});
 }
 
 // One section as a fieldset; `prefill` gives values for a block just added (they count
@@ -503,7 +569,39 @@ function addLink(kind) {
   $('settings-adders').before(fieldset(sec, prefill));
 }
 
+/** How long the page waits for a probe of a changed channel before asking a person. */
+const PROOF_WAIT_MS = 30000;
+
+/** After a save: each channel the change touched, and whether it has been seen working
+ * since the change took effect (the daemon probes what it can at once). */
+function renderProofs(s) {
+  const w = SETTINGS.proofWatch;
+  const box = $('settings-proofs');
+  const st = s.settings || {};
+  if (!w || !box || st.pending || !st.revision || st.revision === w.from) return;
+  const applied = Date.parse(st.applied_at || '') || 0;
+  if (!w.until) w.until = Date.now() + PROOF_WAIT_MS;
+  const channels = st.changed_channels || [];
+  if (!channels.length) { box.hidden = true; return; }
+  const names = s.output_names || {};
+  const items = channels.map((ch) => {
+    const v = (s.verification || {})[ch] || {};
+    const last = v.last && Date.parse(v.last.at) >= applied - 1000 ? v.last : null;
+    let state; let text;
+    if (last && last.ok) { state = 'ok'; text = t('proof_ok') + (last.detail ? ' — ' + last.detail : ''); }
+    else if (last) { state = 'bad'; text = t('proof_bad') + (last.detail ? ' — ' + last.detail : ''); }
+    else if (ch === 'led' || ch === 'audio' || Date.now() > w.until) { state = 'person'; text = t('proof_by_person'); }
+    else { state = 'waiting'; text = t('proof_waiting'); }
+    const cls = state === 'ok' ? 'ok' : state === 'waiting' ? 'hint' : state === 'bad' ? 'bad' : 'warn';
+    return el('li', { 'data-proof': ch, 'data-state': state },
+      el('span', {}, names[ch] ? ch + ' ' + names[ch] : ch), ' ', el('span', { class: cls }, text));
+  });
+  box.hidden = false;
+  box.replaceChildren(el('strong', {}, t('proofs_title')), el('ul', { class: 'rows' }, ...items));
+}
+
 function settingsStatus(s) {
+  renderProofs(s);
   const p = $('settings-state');
   if (!p || !s.settings) return;
   const st = s.settings;
@@ -590,6 +688,149 @@ function finishWizard() {
 // A language switch redraws the form unless it holds unsaved edits.
 function settingsLang() {
   if (SETTINGS.data && !$('view-settings').hidden && !changes().length) renderSettings(SETTINGS.data, true);
+  else drawWhatIf();
+}
+
+// ---------------------------------------------------------------- what would happen
+// Reference earthquakes run through the engine with the settings being edited
+// (POST /api/settings/whatif, the same body as a check): the site's class and which
+// outputs operate, when. Refreshed when the form is opened, on every check and after a
+// save. Only the newest answer is drawn (`seq`).
+
+const WHATIF = { seq: 0 };
+
+function fmt(key, vars) {
+  let s = t(key);
+  for (const [k, v] of Object.entries(vars || {})) s = s.split('{' + k + '}').join(String(v));
+  return s;
+}
+
+const CLASS_JA = { '5-': '5弱', '5+': '5強', '6-': '6弱', '6+': '6強' };
+function classText(c) {
+  if (c === null || c === undefined) return t('w_none');
+  return lang === 'ja' ? (CLASS_JA[c] || c) : c;
+}
+
+function secs(ms) { return (ms / 1000).toFixed(1); }
+
+function outputLabel(o) {
+  const m = /^relay:(\d+)$/.exec(o.output);
+  const base = m ? fmt('relay_n', { n: m[1] }) : (o.output === 'led' ? t('led') : o.output === 'audio' ? t('s_audio_dev') : 'MQTT');
+  return o.name ? base + ' ' + o.name : base;
+}
+
+// What one output does, as short phrases.
+function outputDoes(o) {
+  if (!o.enabled) return [t('w_disabled')];
+  if (!o.fires) return [t('w_no_fire')];
+  const parts = [];
+  const countdown = [];
+  for (const a of o.actions || []) {
+    const at = secs(a.offset_ms);
+    const c = t('c_' + a.cause);
+    switch (a.action) {
+      case 'on': parts.push(fmt('w_on', { t: at }) + (a.pulse_ms ? fmt('w_pulse', { ms: a.pulse_ms }) : '')); break;
+      case 'off': parts.push(fmt('w_off', { t: at, c })); break;
+      case 'announce': parts.push(fmt('w_says', { t: at, text: lang === 'ja' ? a.text_ja : a.text_en })); break;
+      case 'countdown': countdown.push(a.seconds); break;
+      case 'stop': parts.push(fmt('w_stop', { t: at, c })); break;
+      case 'led': parts.push(fmt('w_led', { t: at, p: t('led_' + a.pattern) })); break;
+      case 'publish': parts.push(fmt('w_publish', { t: at, state: t('w_state_' + a.state) })); break;
+      default: parts.push(a.action + ' ' + at);
+    }
+  }
+  if (countdown.length) parts.push(fmt('w_countdown', { a: countdown[0], b: countdown[countdown.length - 1] }));
+  if (o.relay && o.relay.prestart_ms) parts.push(fmt('w_prestart', { ms: o.relay.prestart_ms }));
+  if (o.held_at_end) parts.push(t('w_held'));
+  if (o.broker_configured === false) parts.push(t('w_no_broker'));
+  return parts;
+}
+
+function arrivalText(pr) {
+  const state = pr.arrival && pr.arrival.state;
+  if (state === 'at' && typeof pr.seconds_to_s === 'number') {
+    return pr.seconds_to_s >= 0 ? fmt('w_s_in', { s: pr.seconds_to_s.toFixed(1) }) : fmt('w_s_ago', { s: (-pr.seconds_to_s).toFixed(1) });
+  }
+  if (state === 'arrived') return t('w_arrived');
+  if (state === 'imminent') return t('w_imminent');
+  return t('w_unknown_arrival');
+}
+
+function epicentreText(e) {
+  if (!e) return '';
+  const name = e.name || '—';
+  if (e.assumed) return fmt('w_assumed', { name });
+  return fmt('w_epicentre', {
+    name, km: Math.round(e.distance_km || 0), dir: lang === 'ja' ? e.direction_ja : e.direction_en,
+    depth: e.depth_km, m: typeof e.magnitude === 'number' ? e.magnitude.toFixed(1) : '—',
+  });
+}
+
+function scenarioBlock(p) {
+  const pr = p.prediction || {};
+  const facts = [t('w_class') + ' ' + classText(pr.class), arrivalText(pr)];
+  if (pr.warning) facts.push(t('warning'));
+  const verdict = p.acted ? el('p', { class: 'ok' }, t('w_acts'))
+    : el('p', { class: 'warn' }, t('w_not_acted') + (I18N.en['r_' + p.reason] ? t('r_' + p.reason) : (p.reason || '')));
+  const rows = (p.outputs || []).map((o) => el('li', { 'data-output': o.output, 'data-fires': String(Boolean(o.fires)) },
+    el('span', {}, outputLabel(o)), el('span', { class: o.fires ? 'warn' : 'hint' }, outputDoes(o).join(' · '))));
+  return el('div', {
+    class: 'whatif-scenario', 'data-scenario': p.scenario, 'data-class': pr.class || '', 'data-acted': String(Boolean(p.acted)),
+  },
+  el('h4', {}, lang === 'ja' ? p.title_ja : p.title_en),
+  el('p', { class: 'hint' }, epicentreText(p.epicentre)),
+  el('p', {}, facts.join(' · ')),
+  verdict,
+  el('ul', { class: 'rows whatif-outputs' }, ...rows));
+}
+
+function whatifCard() {
+  return el('div', { id: 'settings-whatif', class: 'card whatif', 'data-state': 'loading', 'data-seq': '0' },
+    el('h3', {}, t('w_title')),
+    el('p', { class: 'hint' }, t('w_intro')),
+    el('p', { id: 'settings-whatif-basis', class: 'hint' }, t('w_loading')),
+    el('div', { id: 'settings-whatif-body' }),
+    el('p', { class: 'hint' }, t('w_note')));
+}
+
+// `body`: the check's body (key changes or the text), or {} for the settings in force.
+async function refreshWhatIf(body) {
+  const card = $('settings-whatif');
+  if (!card) return;
+  const seq = ++WHATIF.seq;
+  const draft = Boolean(body.text !== undefined || (body.changes && body.changes.length));
+  card.dataset.state = 'loading';
+  $('settings-whatif-basis').textContent = t('w_loading');
+  const r = await api('/api/settings/whatif', 'POST', Object.assign({ revision: SETTINGS.revision }, body));
+  if (seq !== WHATIF.seq || !$('settings-whatif')) return;
+  const basis = $('settings-whatif-basis');
+  const out = $('settings-whatif-body');
+  const done = (state) => { card.dataset.state = state; card.dataset.draft = String(draft); card.dataset.seq = String(seq); };
+  if (r.status !== 200 || !r.data) {
+    basis.textContent = t('w_failed') + ((r.data && r.data.message) || String(r.status));
+    out.replaceChildren();
+    done('error');
+    return;
+  }
+  if (!r.data.previews || !r.data.previews.length) {
+    basis.textContent = t('w_invalid');
+    out.replaceChildren();
+    done('invalid');
+    return;
+  }
+  WHATIF.last = { previews: r.data.previews, draft };
+  drawWhatIf();
+  done('ready');
+}
+
+// Draws the last answer (again, in the page's language after a switch).
+function drawWhatIf() {
+  const card = $('settings-whatif');
+  if (!card || !WHATIF.last) return;
+  const { previews, draft } = WHATIF.last;
+  card.querySelector('h3').textContent = t('w_title');
+  $('settings-whatif-basis').textContent = draft ? t('w_draft') : t('w_saved');
+  $('settings-whatif-body').replaceChildren(...previews.map(scenarioBlock));
 }
 
 PAGES.settings = {

@@ -51,7 +51,7 @@ const TEXT = {
     live: 'ライブ', up: '接続', ok: '正常', mismatch: 'パスワードが一致しません。',
     setup_done: 'パスワードを設定しました。ログインしてください。',
     wrong_password: 'パスワードが違います。', lang_button: 'English', closed: '動作中',
-    method_operator: '操作者の確認', last_verified: '最終動作確認',
+    method_operator: '操作者の確認', last_verified: '最終動作確認', w_title: '想定地震での動作',
   },
   en: {
     setup_title: 'First-boot setup', login_title: 'Log in', current_alert: 'Current alert',
@@ -169,6 +169,40 @@ async function requestsDuring(t, pathname, action) {
     t.page.off('request', seen);
   }
   return n;
+}
+
+/** The settings page's "what would happen" card: per reference earthquake its id, the
+ *  site's class, whether the engine acts, and whether `output` operates. */
+async function whatif(t, output) {
+  return t.page.evaluate((output) => [...document.querySelectorAll('#settings-whatif .whatif-scenario')].map((d) => {
+    const li = d.querySelector(`li[data-output="${output}"]`);
+    return { id: d.dataset.scenario, cls: d.dataset.class, acted: d.dataset.acted === 'true', fires: Boolean(li) && li.dataset.fires === 'true' };
+  }), output);
+}
+
+/** Waits until the what-if card has an answer newer than `afterSeq`, for the draft
+ *  (`draft` true) or the settings in force; returns its sequence number. */
+async function untilWhatIf(t, draft, afterSeq = 0) {
+  await until(t, `the what-if card shows ${draft ? 'the draft' : 'the settings in force'}`, ([draft, afterSeq]) => {
+    const c = document.getElementById('settings-whatif');
+    return c && c.dataset.state === 'ready' && c.dataset.draft === String(draft) && Number(c.dataset.seq) > afterSeq &&
+      c.querySelectorAll('.whatif-scenario').length > 0;
+  }, [draft, afterSeq]);
+  return t.page.evaluate(() => Number(document.getElementById('settings-whatif').dataset.seq));
+}
+
+const CLASSES = ['0', '1', '2', '3', '4', '5-', '5+', '6-', '6+', '7'];
+/** The site's class reaches `min` (an empty class is none). */
+const reaches = (cls, min) => cls !== '' && CLASSES.indexOf(cls) >= CLASSES.indexOf(min);
+
+/** Each scenario's contact operates exactly when the engine acts and the class reaches
+ *  the contact's threshold. */
+function checkThreshold(scenarios, min, output) {
+  check(scenarios.length === 5, `five reference earthquakes in the what-if card (${scenarios.length})`);
+  for (const s of scenarios) {
+    check(s.fires === (s.acted && reaches(s.cls, min)),
+      `${output} ${s.fires ? 'operates' : 'does not operate'} for ${s.id} (class ${s.cls || 'none'}, acted ${s.acted}) with min_class ${min}`);
+  }
 }
 
 /** Waits for the dashboard to be filled by the status stream. */
@@ -393,9 +427,12 @@ async function logout(t) {
 }
 
 /** Settings: bad values are refused with a message beside each field and nothing is
- *  saved; a threshold change is saved, its diff shown, and applied (the page's "in
- *  effect" line shows the new revision once the daemon has restarted its tasks — after
- *  the alert in progress, if any). The audit entry is checked by the Rust side. */
+ *  saved; a threshold change is checked first — the "what would happen" card then
+ *  previews the draft, the contact no longer operating for a reference earthquake below
+ *  the new threshold — and saved, its diff shown, and applied (the page's "in effect"
+ *  line shows the new revision once the daemon has restarted its tasks — after the alert
+ *  in progress, if any; the card then shows the saved settings). The audit entry is
+ *  checked by the Rust side. */
 async function settings(t) {
   const { page } = t;
   await page.locator('#pages [data-view=settings]').click();
@@ -418,6 +455,21 @@ async function settings(t) {
   await lat.fill(original);
   await page.locator('[name="alert.event_expiry_s"]').fill('');
   await page.locator('[name="outputs.relay[0].min_class"]').selectOption('5-');
+  // The what-if card: with the settings in force contact 1 (from 4) operates where the
+  // site reaches 4; the check previews the draft (from 5-), where it no longer does for
+  // a reference earthquake between the two — before anything is saved.
+  check((await text(t, 'settings-whatif')).includes(ja.w_title), `the what-if card "${ja.w_title}"`);
+  const seq = await untilWhatIf(t, false);
+  const inForce = await whatif(t, 'relay:1');
+  checkThreshold(inForce, '4', 'relay:1');
+  await page.locator('#settings-check').click();
+  const draftSeq = await untilWhatIf(t, true, seq);
+  const drafted = await whatif(t, 'relay:1');
+  checkThreshold(drafted, '5-', 'relay:1');
+  const dropped = inForce.filter((s) => s.fires && !drafted.find((d) => d.id === s.id).fires).map((s) => s.id);
+  check(dropped.length > 0, 'the raised threshold takes contact 1 out of at least one reference earthquake');
+  await page.locator('#settings-whatif').scrollIntoViewIfNeeded();
+  await shot(t, 'whatif-draft');
   // An operator's own chime: half a second of 880 Hz, 16-bit PCM, uploaded and put in.
   const chime = path.join(ARTIFACTS, 'lobby-chime.wav');
   writeFileSync(chime, wavTone(16000, 0.5, 880));
@@ -440,12 +492,24 @@ async function settings(t) {
     return p && p.textContent.includes(rev);
   }, body.revision, 60000);
   await shot(t, 'applied');
+  // What the change touched is listed for proof: contact 1 (its threshold) and the audio
+  // (its chime); neither can prove itself here (no read-back, a person must listen), so
+  // the page asks for their tests rather than saying they work.
+  await until(t, 'the page lists the changed outputs for proof', () => {
+    const state = (ch) => (document.querySelector(`#settings-proofs [data-proof="${ch}"]`) || {}).dataset;
+    const relay = state('relay:1');
+    const audio = state('audio');
+    return relay && ['waiting', 'person'].includes(relay.state) && audio && audio.state === 'person';
+  });
   // The form was reloaded from the new file: the change is what it now shows.
   const shown = await page.locator('[name="outputs.relay[0].min_class"]').inputValue();
   check(shown === '5-', `the form shows the saved value (${shown})`);
+  // And the what-if card, of the settings now in force, agrees with the draft's.
+  await untilWhatIf(t, false, draftSeq);
+  checkThreshold(await whatif(t, 'relay:1'), '5-', 'relay:1');
   await page.locator('#pages [data-view=dash]').click();
   await untilDashboardLive(t, ja);
-  return `saved ${body.revision} (apply: ${body.apply})`;
+  return `saved ${body.revision} (apply: ${body.apply}); what-if: contact 1 no longer for ${dropped.join(', ')}`;
 }
 
 /** Tests page: a drill needs the confirmation; it runs labelled as a drill on the

@@ -145,6 +145,23 @@ pub struct SettingsCheck {
     pub conflict: bool,
 }
 
+/// What the settings of an edit would do with the reference earthquakes (the settings
+/// page's "what would happen" card).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SettingsWhatIf {
+    /// The edit's check. With any problem there is no preview (the conflict of an edit
+    /// made against an older revision does not stop one: the edit is previewed on the
+    /// file as it is now).
+    pub check: SettingsCheck,
+    /// One preview per reference earthquake, in order: the daemon's
+    /// `eew_core::whatif::Preview` as JSON — `scenario`, `title_ja`, `title_en`,
+    /// `received_at`, `epicentre`, `label`, `prediction` (`class`, `seconds_to_s`,
+    /// `arrival`, `warning`, …), `acted`, `reason`, `decisions`, and `outputs`: every
+    /// output with `output`, `name`, `enabled`, `fires`, `relay`, `held_at_end` and its
+    /// `actions` (each with `offset_ms` after the receipt). Empty when there are problems.
+    pub previews: Vec<serde_json::Value>,
+}
+
 /// A save the appliance accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettingsSaved {
@@ -331,6 +348,14 @@ pub trait Appliance: Send + Sync + 'static {
         &self,
         edit: SettingsEdit,
     ) -> impl Future<Output = Result<SettingsCheck, ApplianceError>> + Send;
+
+    /// Checks an edit (an empty one: the settings as they are) and, when it has no
+    /// problem, previews what its settings would do with the reference earthquakes —
+    /// saving nothing, operating nothing.
+    fn whatif_settings(
+        &self,
+        edit: SettingsEdit,
+    ) -> impl Future<Output = Result<SettingsWhatIf, ApplianceError>> + Send;
 
     /// Checks an edit and, when it is valid and made against the current revision, writes
     /// it atomically and applies it. `Ok(Err(check))` when refused (invalid or conflict).

@@ -6,7 +6,7 @@ use tokio::sync::watch;
 
 use crate::appliance::{
     Appliance, ApplianceError, AuditEntry, HistoryQuery, SettingsCheck, SettingsDiff, SettingsEdit,
-    SettingsProblem, SettingsSaved,
+    SettingsProblem, SettingsSaved, SettingsWhatIf,
 };
 
 /// Everything the fake holds; tests read and change it through [`FakeAppliance`].
@@ -287,6 +287,51 @@ impl FakeAppliance {
     }
 }
 
+/// The fake's reference earthquakes: `(scenario, class at the site)`.
+pub const FAKE_SCENARIOS: &[(&str, &str)] =
+    &[("nearby_m7_inland", "6-"), ("distant_m8_offshore", "4")];
+
+/// JMA classes, weakest first (the fake compares thresholds by position).
+const CLASSES: &[&str] = &["0", "1", "2", "3", "4", "5-", "5+", "6-", "6+", "7"];
+
+impl FakeAppliance {
+    /// The fake's preview: [`FAKE_SCENARIOS`], and the fake's one contact `relay:1`
+    /// operating when its `outputs.relay[0].min_class` — the edit's, else the stored
+    /// one, else `"4"` — is at most the scenario's class.
+    fn whatif(s: &FakeState, edit: &SettingsEdit) -> Vec<serde_json::Value> {
+        let threshold = edit
+            .changes
+            .iter()
+            .rev()
+            .find(|c| c.path == "outputs.relay[0].min_class")
+            .map(|c| c.value.clone())
+            .or_else(|| s.settings.get("outputs.relay[0].min_class").cloned());
+        let threshold = threshold
+            .as_ref()
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("4");
+        let rank = |c: &str| CLASSES.iter().position(|x| *x == c);
+        FAKE_SCENARIOS
+            .iter()
+            .map(|(id, class)| {
+                let fires = rank(class) >= rank(threshold);
+                let actions = if fires {
+                    serde_json::json!([{ "offset_ms": 0, "output": "relay:1", "action": "on", "cause": "start" }])
+                } else {
+                    serde_json::json!([])
+                };
+                serde_json::json!({
+                    "scenario": id, "title_ja": id, "title_en": id,
+                    "prediction": { "class": class, "seconds_to_s": 10.0, "warning": false },
+                    "acted": true, "reason": null, "label": "real",
+                    "outputs": [{ "output": "relay:1", "name": "elevators", "enabled": true,
+                                  "fires": fires, "actions": actions }],
+                })
+            })
+            .collect()
+    }
+}
+
 impl Appliance for FakeAppliance {
     fn status(&self) -> watch::Receiver<serde_json::Value> {
         self.status_tx.subscribe()
@@ -338,6 +383,17 @@ impl Appliance for FakeAppliance {
 
     async fn check_settings(&self, edit: SettingsEdit) -> Result<SettingsCheck, ApplianceError> {
         Ok(Self::check(&self.state(), &edit))
+    }
+
+    async fn whatif_settings(&self, edit: SettingsEdit) -> Result<SettingsWhatIf, ApplianceError> {
+        let s = self.state();
+        let check = Self::check(&s, &edit);
+        let previews = if check.problems.is_empty() {
+            Self::whatif(&s, &edit)
+        } else {
+            Vec::new()
+        };
+        Ok(SettingsWhatIf { check, previews })
     }
 
     async fn save_settings(

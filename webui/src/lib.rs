@@ -69,7 +69,7 @@ use std::time::Duration;
 pub use appliance::{
     Appliance, ApplianceError, AuditEntry, ConfirmTestRequest, DrillRequest, HistoryQuery,
     Operation, OperationError, SelfTestRequest, SettingChange, SettingsCheck, SettingsDiff,
-    SettingsEdit, SettingsProblem, SettingsSaved,
+    SettingsEdit, SettingsProblem, SettingsSaved, SettingsWhatIf,
 };
 pub use history::{CSV_ALERT_COLUMNS, CSV_TELEGRAM_COLUMNS, EXPORT_MAX_ROWS};
 pub use server::{ROUTES, RouteSpec};

@@ -280,6 +280,17 @@ fn operation_paths() -> Value {
                     "401": error_response("No session."),
                     "403": error_response("Missing or wrong CSRF token.")
                 }
+            } },
+            "/api/settings/whatif": { "post": {
+                "summary": "What the edited settings would do, saving and operating nothing: reference earthquakes (a nearby M7 inland, a distant M8 offshore, a deep M6, a PLUM-only report, a training report) placed around the edited site and run through the alert engine — the site's predicted class and exactly which outputs operate, when. An empty edit previews the settings in force. Not audited (it changes nothing).",
+                "security": [{ "session": [], "csrf": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsEdit" } } } },
+                "responses": {
+                    "200": { "description": "The check and, when it found no problem, one preview per reference earthquake.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SettingsWhatIf" } } } },
+                    "400": error_response("Both changes and text, or a malformed body."),
+                    "401": error_response("No session."),
+                    "403": error_response("Missing or wrong CSRF token.")
+                }
             } }
     })
 }
@@ -333,6 +344,15 @@ fn base_document() -> Value {
                         "diff": { "type": "array", "items": { "$ref": "#/components/schemas/SettingsDiff" } },
                         "revision": { "type": "string" },
                         "conflict": { "type": "boolean" }
+                    }
+                },
+                "SettingsWhatIf": {
+                    "type": "object",
+                    "properties": {
+                        "check": { "$ref": "#/components/schemas/SettingsCheck" },
+                        "previews": { "type": "array", "items": { "type": "object",
+                            "description": "One reference earthquake: scenario (nearby_m7_inland, distant_m8_offshore, deep_m6, plum_only, training_nearby_m7), title_ja, title_en, received_at, epicentre, label, prediction {class, long_period_class, warning, arrival, seconds_to_s, class_basis, arrival_basis, notes}, acted, reason (why not: training_disabled, deep_event_ignored, below_every_output_rule, …), decisions, outputs [{output, name, enabled, fires, relay, held_at_end, actions [{offset_ms, …the action as eewgate replay prints it}]}].",
+                            "required": ["scenario", "prediction", "acted", "outputs"] } }
                     }
                 },
                 "Session": {

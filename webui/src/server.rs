@@ -22,7 +22,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::appliance::{Appliance, AuditEntry, HistoryQuery, SettingsCheck, SettingsEdit};
+use crate::appliance::{
+    Appliance, AuditEntry, HistoryQuery, SettingsCheck, SettingsEdit, SettingsWhatIf,
+};
 use crate::auth::{self, RateLimiter, SessionStore};
 use crate::{CSRF_HEADER, Options, SESSION_COOKIE};
 
@@ -80,6 +82,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/history/alerts/export", true, false),
     route("GET", "/api/settings", true, false),
     route("POST", "/api/settings/check", true, false),
+    route("POST", "/api/settings/whatif", true, false),
     route("PUT", "/api/settings", true, false),
     route("POST", "/api/uploads/chime", true, false),
     route("POST", "/api/uploads/certificate", true, false),
@@ -259,6 +262,7 @@ fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppStat
         ("GET", "/api/settings") => return get(settings_get::<A>),
         ("PUT", "/api/settings") => return put(settings_save::<A>),
         ("POST", "/api/settings/check") => return post(settings_check::<A>),
+        ("POST", "/api/settings/whatif") => return post(settings_whatif::<A>),
         ("POST", "/api/uploads/chime") => return post(upload_chime::<A>),
         ("POST", "/api/uploads/certificate") => return post(upload_certificate::<A>),
         ("GET", "/api/system") => return get(system::<A>),
@@ -810,6 +814,34 @@ async fn settings_check<A: Appliance>(
     shared
         .appliance
         .check_settings(edit)
+        .await
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// The what-if preview of an edit. Like a check it changes nothing, so it is not
+/// audited; unlike a check an empty edit is allowed: it previews the settings in force
+/// (the page shows them on opening and after a save).
+async fn settings_whatif<A: Appliance>(
+    State(shared): State<AppState<A>>,
+    _admin: Admin,
+    body: Result<Json<SettingsEdit>, JsonRejection>,
+) -> Result<Json<SettingsWhatIf>, ApiError> {
+    let Json(edit) = body?;
+    if edit.text.is_some() && !edit.changes.is_empty() {
+        return Err(ApiError::bad_request(
+            "send either key changes or the whole text, not both",
+        ));
+    }
+    if edit.changes.len() > SettingsEdit::MAX_CHANGES {
+        return Err(ApiError::bad_request(format!(
+            "at most {} key changes at once",
+            SettingsEdit::MAX_CHANGES
+        )));
+    }
+    shared
+        .appliance
+        .whatif_settings(edit)
         .await
         .map(Json)
         .map_err(ApiError::internal)

@@ -889,6 +889,79 @@ async fn settings_edits_must_be_one_kind_and_well_formed() {
 }
 
 #[tokio::test]
+async fn whatif_previews_the_draft_and_changes_nothing() {
+    let (fake, router, cookie, csrf) = logged_in().await;
+    let audits = fake.state().audit.len();
+    let whatif = |body: Value| authed(Method::POST, "/api/settings/whatif", &cookie, &csrf, &body);
+    let relay1_fires = |previews: &Value, scenario: &str| -> bool {
+        let p = previews
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["scenario"] == scenario)
+            .unwrap();
+        p["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["output"] == "relay:1" && o["fires"] == true)
+    };
+
+    // An empty edit previews the settings in force (the fake's contact from 4).
+    let r = send(&router, whatif(json!({}))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_body(r).await;
+    assert_eq!(body["check"]["valid"], true);
+    let previews = &body["previews"];
+    assert_eq!(previews.as_array().unwrap().len(), 2);
+    assert!(relay1_fires(previews, "distant_m8_offshore"));
+
+    // The draft is what is previewed: a threshold above the distant quake's class
+    // takes the contact out of it, not out of the nearby one.
+    let draft = json!({ "revision": "0", "changes": [
+        { "path": "outputs.relay[0].min_class", "value": "5-" },
+    ]});
+    let r = send(&router, whatif(draft)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_body(r).await;
+    assert!(!relay1_fires(&body["previews"], "distant_m8_offshore"));
+    assert!(relay1_fires(&body["previews"], "nearby_m7_inland"));
+    assert_eq!(
+        body["check"]["diff"][0]["path"],
+        "outputs.relay[0].min_class"
+    );
+
+    // A draft with a problem: the problems, no preview.
+    let bad = json!({ "changes": [{ "path": "outputs.relay[0].min_class", "value": "invalid" }] });
+    let body = json_body(send(&router, whatif(bad)).await).await;
+    assert_eq!(body["check"]["valid"], false);
+    assert_eq!(
+        body["check"]["problems"][0]["path"],
+        "outputs.relay[0].min_class"
+    );
+    assert_eq!(body["previews"], json!([]));
+
+    // Malformed or mixed edits are refused like a check's.
+    for bad in [
+        json!({ "text": "a = 1", "changes": [{ "path": "a", "value": 2 }] }),
+        json!({ "changes": [{ "path": "a" }] }),
+        json!({ "text": 5 }),
+    ] {
+        let status = send(&router, whatif(bad.clone())).await.status();
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad} → {status}"
+        );
+    }
+
+    // Nothing was saved or audited.
+    let s = fake.state();
+    assert_eq!(s.settings_revision, 0);
+    assert!(s.settings.is_empty());
+    assert_eq!(s.audit.len(), audits);
+}
+
+#[tokio::test]
 async fn drills_need_confirmation_and_are_audited() {
     let (fake, router, cookie, csrf) = logged_in().await;
     let r = send(&router, get("/api/drills", Some(&cookie))).await;

@@ -46,6 +46,11 @@ impl CodeTable {
         self.by_code.get(code).copied()
     }
 
+    /// The table's own code and name for a code (both `'static`, unlike the argument).
+    pub fn code_and_name(&self, code: &str) -> Option<(&'static str, &'static str)> {
+        self.by_code.get_key_value(code).map(|(c, n)| (*c, *n))
+    }
+
     /// Code for an exact name.
     pub fn code_of(&self, name: &str) -> Option<&'static str> {
         self.by_name.get(name).copied()

@@ -15,6 +15,8 @@
 //! - [`report`] — the normalized report and its public JSON schema.
 //! - [`intensity`] — JMA intensity and long-period classes, and predicted ranges.
 //! - [`codes`] — JMA code tables compiled in (areas, epicentres, regions, prefectures).
+//! - [`whatif`] — reference earthquakes around the site and what the settings would do
+//!   with them (the settings page's preview, `eewgate whatif`).
 //!
 //! ## Example
 //!
@@ -40,6 +42,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assurance;
 pub mod codes;
 pub mod engine;
 pub mod intensity;
@@ -47,6 +50,7 @@ pub mod predict;
 pub mod report;
 pub mod settings;
 pub mod telegram;
+pub mod whatif;
 
 pub use intensity::{Intensity, IntensityRange, LongPeriodRange, Upper};
 pub use report::{

@@ -45,7 +45,15 @@ fn one_error(rest: &str) -> (String, String) {
 
 /// The sections the `eewgate` binary owns (checked by its own tests).
 const DAEMON_SECTIONS: &[&str] = &[
-    "daemon", "storage", "time", "links", "hardware", "audio", "mqtt", "webui",
+    "daemon",
+    "storage",
+    "time",
+    "links",
+    "hardware",
+    "audio",
+    "mqtt",
+    "webui",
+    "assurance",
 ];
 
 fn example() -> Settings {

@@ -61,6 +61,8 @@ pub enum CoreCommand {
     /// Evidence from outside the outputs (an operator's confirmation of a self-test),
     /// recorded like the outputs' own.
     Evidence(crate::outputs::Proof),
+    /// A probe delivery assurance's schedule asks for (`crate::assurance`).
+    Probe(crate::assurance::ProbeRequest),
 }
 
 /// Options of `eewgate run` beyond the settings file.
@@ -196,11 +198,14 @@ async fn run_async(mut cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<Ex
         settings: Arc::new(crate::webui::SettingsFile::new(opts.config_path.clone())),
         webui: None,
     };
+    // The settings of the tasks before a saved change, to probe what it touched.
+    let mut previous: Option<DaemonConfig> = None;
     let code = loop {
         // Subscribed before the file is read: a save made while these tasks start is
         // seen by them and applied next.
         let saved = process.settings.subscribe();
-        let (outcome, reload) = run_generation(&cfg, &opts, &mut process, saved).await?;
+        let (outcome, reload) =
+            run_generation(&cfg, previous.as_ref(), &opts, &mut process, saved).await?;
         if !reload || stop.is_cancelled() {
             break exit_code(outcome);
         }
@@ -211,7 +216,7 @@ async fn run_async(mut cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<Ex
         match crate::config::load_daemon(path) {
             Ok(new) => {
                 tracing::info!(path = %path.display(), "applying the saved settings");
-                cfg = new;
+                previous = Some(std::mem::replace(&mut cfg, new));
             }
             Err(errors) => {
                 // Checked before it was saved, so this is an outside edit or a secret
@@ -255,6 +260,7 @@ fn exit_code(outcome: Outcome) -> ExitCode {
 /// progress, and every contact was released on the way out).
 async fn run_generation(
     cfg: &DaemonConfig,
+    previous: Option<&DaemonConfig>,
     opts: &RunOptions,
     process: &mut Process,
     mut saved: watch::Receiver<u64>,
@@ -269,6 +275,9 @@ async fn run_generation(
             revision: crate::settings_edit::revision(&cfg.text),
             applied_at: Some(now_utc()),
             pending: None,
+            changed_channels: previous
+                .map(|p| crate::assurance::touched_channels(p, cfg))
+                .unwrap_or_default(),
         },
         output_names: cfg
             .settings
@@ -287,7 +296,7 @@ async fn run_generation(
 
     // History: opened first so the rest can record; a storage problem degrades history
     // (a fault on the status model) and never stops the alarms.
-    let history = open_history(cfg, &mut sup, &status_tx, events.as_ref()).await;
+    let (history, first_ran) = open_history(cfg, &mut sup, &status_tx, events.as_ref()).await;
 
     // Links.
     let (link_tx, link_rx) = mpsc::channel::<LinkEvent>(LINK_QUEUE);
@@ -367,6 +376,17 @@ async fn run_generation(
             core.run(link_rx, command_rx, cancel, ready_tx, stall),
         );
     }
+
+    // Delivery assurance: the probe schedule and the ageing of every channel's evidence.
+    crate::assurance::spawn(
+        &mut sup,
+        cfg,
+        crate::assurance::Wiring {
+            ctx: ctx.clone(),
+            commands: command_tx.clone(),
+            baseline: first_ran.unwrap_or_else(now_utc),
+        },
+    );
 
     // Liveness: systemd watchdog and/or the hardware watchdog, and STATUS= lines.
     {
@@ -458,7 +478,7 @@ async fn open_history(
     sup: &mut Supervisor,
     status: &watch::Sender<Status>,
     events: Option<&EventPrinter>,
-) -> Option<HistoryWriter> {
+) -> (Option<HistoryWriter>, Option<chrono::DateTime<chrono::Utc>>) {
     let path = &cfg.storage.path;
     let store = match Store::open_or_quarantine(path, &StoreOptions::default(), now_utc()).await {
         Ok((store, quarantined)) => {
@@ -479,10 +499,19 @@ async fn open_history(
                 s.storage.ok = false;
                 s.storage.detail = Some(detail);
             });
-            return None;
+            return (None, None);
         }
     };
+    // Healthy from here: the LED, started next, must not flash a storage fault first.
+    status.send_modify(|s| s.storage.ok = true);
     restore_verification(&store, status).await;
+    let first_ran = match store.first_config_at().await {
+        Ok(at) => at,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read when the appliance first ran: unproved channels are counted from now");
+            None
+        }
+    };
     let (writer, task) = HistoryWriter::new(store.clone(), WriterOptions::default());
     let cancel = sup.token();
     sup.spawn("history", async move {
@@ -499,15 +528,18 @@ async fn open_history(
         at: now_utc(),
         text: cfg.text.clone(),
     });
-    Some(writer)
+    (Some(writer), first_ran)
 }
 
 /// Each channel's latest evidence from history onto the status model: a proof's age
 /// must survive restarts, or a restart would make an unproved output look fresh.
 async fn restore_verification(store: &Store, status: &watch::Sender<Status>) {
-    let summary = match store.evidence_summary().await {
-        Ok(s) => s,
-        Err(err) => {
+    let (summary, mut by_method) = match (
+        store.evidence_summary().await,
+        store.evidence_ok_by_method().await,
+    ) {
+        (Ok(s), Ok(m)) => (s, m),
+        (Err(err), _) | (_, Err(err)) => {
             tracing::warn!(error = %err, "cannot read the evidence history: every channel starts unproved");
             return;
         }
@@ -526,6 +558,8 @@ async fn restore_verification(store: &Store, status: &watch::Sender<Status>) {
                 last_ok_at: sum.last_ok.as_ref().map(|r| r.at),
                 last_ok_method: sum.last_ok.map(|r| r.method),
                 last: Some(view(sum.last)),
+                ok_by_method: by_method.remove(&channel).unwrap_or_default(),
+                due_at: None,
             };
             s.verification.insert(channel, v);
         }
@@ -1002,6 +1036,29 @@ impl Core {
             link_latency_ms = Some(offset);
         }
         let first = matches!(copy, Copy::First);
+        if live_link && first && report.status == ReportStatus::Test {
+            // JMA's delivery test (VXSE42, code status 30, 試験) arrived: the whole path
+            // from JMA through this link works (delivery assurance's `upstream` channel).
+            if let Some(ctx) = &self.evidence {
+                let latency = report.issued_at.map(|i| {
+                    received
+                        .received_at
+                        .signed_duration_since(i.0)
+                        .num_milliseconds() as f64
+                });
+                ctx.evidence(crate::outputs::Proof {
+                    channel: "upstream".to_owned(),
+                    source: "jma",
+                    method: eew_core::assurance::method::DELIVERY_TEST,
+                    ok: true,
+                    measurement_ms: latency,
+                    detail: format!(
+                        "JMA's delivery test {} received on link {link}",
+                        report.event_id.as_str()
+                    ),
+                });
+            }
+        }
         self.record(Record::Telegram(TelegramRecord::report(
             &link,
             received.received_at,
@@ -1075,6 +1132,7 @@ impl Core {
                 tracing::info!(output = "mqtt", "operator command: self-test");
                 let _ = reply.send(vec![self.mqtt_self_test()]);
             }
+            CoreCommand::Probe(req) => self.probe(req),
             CoreCommand::Evidence(proof) => match &self.evidence {
                 Some(ctx) => ctx.evidence(proof),
                 None => tracing::warn!(output = %proof.channel, "evidence with nowhere to go"),
@@ -1098,6 +1156,46 @@ impl Core {
                 self.deadline = step.next_deadline;
                 self.emit(step.actions, &step.decisions);
             }
+        }
+    }
+
+    /// A scheduled probe: the MQTT round trip, a contact's idle read-back, or a test
+    /// pulse through the engine (refused like an operator's while an alarm runs).
+    fn probe(&mut self, req: crate::assurance::ProbeRequest) {
+        use crate::assurance::ProbeRequest;
+        let refused = match req {
+            ProbeRequest::Mqtt => {
+                if self.engine.running_alarms().is_empty() {
+                    self.outputs.probe_mqtt("probe").err()
+                } else {
+                    Some("alert_in_progress")
+                }
+            }
+            ProbeRequest::RelayIdle(id) => self.outputs.check_idle(id).err(),
+            ProbeRequest::RelayPulse(id) => {
+                self.outputs.mark_probe(id);
+                let step = self.engine.step(
+                    Input::Command(Command::SelfTest {
+                        output: OutputId::Relay(id),
+                    }),
+                    now_jst(),
+                );
+                self.deadline = step.next_deadline;
+                let why = step
+                    .decisions
+                    .iter()
+                    .find(|d| d.outcome == "self_test_refused")
+                    .and_then(|d| d.detail);
+                if why.is_some() {
+                    self.outputs.unmark_probe(id);
+                }
+                let decisions = step.decisions.clone();
+                self.emit(step.actions, &decisions);
+                why
+            }
+        };
+        if let Some(why) = refused {
+            tracing::info!(output = %req.channel(), why, "scheduled probe not run");
         }
     }
 

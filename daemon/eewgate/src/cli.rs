@@ -48,6 +48,14 @@ enum Command {
     /// Exits 78 when the settings are invalid (every problem is listed), 1 when a
     /// telegram was rejected (the others are still replayed).
     Replay(Box<crate::replay_cmd::ReplayArgs>),
+    /// What the settings would do with reference earthquakes (a nearby M7 inland, a
+    /// distant M8 offshore, a deep M6, a PLUM-only report, a training report): the site's
+    /// predicted class and exactly which outputs operate, when.
+    ///
+    /// A table, or JSON Lines with `--json`; `--write-telegrams DIR` also writes each
+    /// reference report as a JMA XML telegram for `eewgate replay`. Exits 78 when the
+    /// settings are invalid (every problem is listed).
+    Whatif(Box<crate::whatif_cmd::WhatIfArgs>),
     /// Print recent history (telegrams unless told otherwise: alerts, actions, decisions,
     /// link events, faults, configuration changes), newest first, as a table or JSON Lines.
     ///
@@ -83,6 +91,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse { inputs, pretty } => parse_command(&inputs, pretty),
         Command::Replay(args) => crate::replay_cmd::run(&args),
+        Command::Whatif(args) => crate::whatif_cmd::run(&args),
         Command::History(args) => crate::history_cmd::run(&args),
         Command::Run(args) => crate::run_cmd::run(&args),
         Command::CheckConfig(args) => Ok(crate::run_cmd::check_config(&args)),

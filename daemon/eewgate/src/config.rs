@@ -17,7 +17,15 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Top-level sections the binary owns (the rest belong to `eew-core`).
 pub const DAEMON_SECTIONS: &[&str] = &[
-    "daemon", "storage", "time", "links", "hardware", "audio", "mqtt", "webui",
+    "daemon",
+    "storage",
+    "time",
+    "links",
+    "hardware",
+    "audio",
+    "mqtt",
+    "webui",
+    "assurance",
 ];
 
 /// Default history database.
@@ -164,6 +172,10 @@ pub struct RelayPins {
     pub readback_pin: Option<u8>,
     /// The read-back must follow within this long.
     pub readback_timeout: Duration,
+    /// Delivery assurance's scheduled probe of this contact: `pulse` only on contacts
+    /// marked safe to pulse, `idle` (read-back of the released state) by default when a
+    /// read-back is wired, `none` without one.
+    pub probe: eew_core::assurance::RelayProbe,
 }
 
 /// `[hardware.led]`.
@@ -219,6 +231,8 @@ pub struct DaemonConfig {
     pub mqtt: crate::mqtt::MqttConfig,
     /// `[webui]`: the local web UI.
     pub webui: crate::webui::WebUiConfig,
+    /// `[assurance]`: delivery assurance's probes and evidence ageing.
+    pub assurance: crate::assurance::AssuranceConfig,
     /// The file's text, recorded in history when it changes.
     pub text: String,
     /// Notes for the installer (suggested values).
@@ -253,6 +267,7 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
     let audio = crate::audio::section(&mut w, &table, base);
     let mqtt = crate::mqtt::section(&mut w, &table, base);
     let webui = crate::webui::section(&mut w, &table, base);
+    let assurance = crate::assurance::section(&mut w, &table, base);
     let mut errors = match &engine {
         Ok(_) => Vec::new(),
         Err(e) => e.0.clone(),
@@ -269,6 +284,7 @@ pub fn parse_daemon(text: &str, base: &Path) -> Result<DaemonConfig, Vec<Setting
             audio,
             mqtt,
             webui,
+            assurance,
             text: text.to_owned(),
             notes: loaded
                 .notes
@@ -442,6 +458,38 @@ fn hardware_section(
                         .get(rt, &path, "readback_timeout_ms")
                         .and_then(|(p, v)| w.u32_in(&p, v, 5, 5000))
                         .unwrap_or(100);
+                    use eew_core::assurance::RelayProbe;
+                    let default_probe = if readback_pin.is_some() {
+                        RelayProbe::Idle
+                    } else {
+                        RelayProbe::None
+                    };
+                    let probe = match w.get(rt, &path, "probe") {
+                        Some((p, v)) => w
+                            .choice_at(
+                                &p,
+                                v,
+                                &[
+                                    ("none", RelayProbe::None),
+                                    ("idle", RelayProbe::Idle),
+                                    ("pulse", RelayProbe::Pulse),
+                                ],
+                            )
+                            .and_then(|probe| {
+                                if probe != RelayProbe::None && readback_pin.is_none() {
+                                    w.error(
+                                        p,
+                                        "a scheduled probe reads the contact back: set readback_pin, \
+                                         or probe = \"none\" (operator-confirmed tests only)",
+                                    );
+                                    None
+                                } else {
+                                    Some(probe)
+                                }
+                            })
+                            .unwrap_or(default_probe),
+                        None => default_probe,
+                    };
                     w.unknown_keys(
                         rt,
                         &path,
@@ -451,6 +499,7 @@ fn hardware_section(
                             "active_low",
                             "readback_pin",
                             "readback_timeout_ms",
+                            "probe",
                         ],
                     );
                     if let Some(pin) = pin {
@@ -466,6 +515,7 @@ fn hardware_section(
                             active_low,
                             readback_pin,
                             readback_timeout: Duration::from_millis(u64::from(readback_ms)),
+                            probe,
                         });
                     }
                 }
@@ -556,6 +606,7 @@ fn hardware_section(
                     active_low: false,
                     readback_pin: None,
                     readback_timeout: Duration::from_millis(100),
+                    probe: eew_core::assurance::RelayProbe::None,
                 });
             }
             if !led_given {

@@ -5,7 +5,8 @@
 //! is in `eew-core`. The binary (`main.rs`) is a thin wrapper around [`cli::run`]; the
 //! modules are a library so the system tests and benchmarks can reach them.
 //!
-//! - [`cli`] and the `*_cmd` modules — the command line.
+//! - [`cli`] and the `*_cmd` modules — the command line (`whatif_cmd`: the settings'
+//!   what-if preview over reference earthquakes).
 //! - [`config`] — the settings file (engine settings from `eew-core`, plus the daemon's
 //!   own sections), every problem at once.
 //! - [`inputs`] — upstream links: framing, reconnecting, liveness.
@@ -18,6 +19,7 @@
 //! - [`webui`] — the `[webui]` section and the web UI's `Appliance` over the daemon.
 
 pub mod app;
+pub mod assurance;
 pub mod audio;
 pub mod cli;
 pub mod config;
@@ -37,5 +39,7 @@ pub mod status;
 pub mod store;
 pub mod supervisor;
 pub mod system;
+pub mod webhook;
 pub mod webui;
 pub mod webui_tls;
+pub mod whatif_cmd;

@@ -6,7 +6,7 @@
 //! Fail-safe: every relay pin is claimed at its released level before READY, and
 //! [`Failsafe`] releases them all again on every exit path of `run` (it releases on drop).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -155,6 +155,11 @@ pub(crate) fn claim(
 #[derive(Clone, Debug)]
 pub(crate) struct Router {
     relays: BTreeMap<u8, mpsc::Sender<Action>>,
+    /// Each contact's idle read-back check (delivery assurance's `idle` probe).
+    idle_checks: BTreeMap<u8, mpsc::Sender<()>>,
+    /// Contacts whose self-test under way was started by the schedule (its evidence
+    /// says `probe`, not `self_test`).
+    probing: Probing,
     led: Option<mpsc::Sender<Action>>,
     audio: Option<mpsc::Sender<Action>>,
     mqtt: Option<mpsc::Sender<MqttInput>>,
@@ -205,6 +210,25 @@ impl Router {
             .map_err(|e| send_error(&output.to_string(), &e))
     }
 
+    /// Marks contact `id`'s next self-test as the schedule's probe (call just before
+    /// sending the engine its `SelfTest`).
+    pub(crate) fn mark_probe(&self, id: u8) {
+        self.probing.mark(id);
+    }
+
+    /// Takes back [`Router::mark_probe`] (the engine refused the test).
+    pub(crate) fn unmark_probe(&self, id: u8) {
+        let _ = self.probing.take(id);
+    }
+
+    /// Asks contact `id` to read its read-back while released; why not as a stable code.
+    pub(crate) fn check_idle(&self, id: u8) -> Result<(), &'static str> {
+        match self.idle_checks.get(&id) {
+            Some(tx) => tx.try_send(()).map_err(|_| "busy"),
+            None => Err("unknown_output"),
+        }
+    }
+
     /// Asks the MQTT output for a probe (its self-test); why not as a stable code.
     pub(crate) fn probe_mqtt(&self, source: &'static str) -> Result<(), &'static str> {
         match &self.mqtt {
@@ -248,6 +272,8 @@ pub(crate) fn spawn(
     rest: mpsc::Sender<Action>,
 ) -> Router {
     let mut relays = BTreeMap::new();
+    let mut idle_checks = BTreeMap::new();
+    let probing = Probing::default();
     ctx.status.send_modify(|s| {
         for r in &relays_hw {
             s.outputs.insert(r.label.clone(), "ok".to_owned());
@@ -256,8 +282,15 @@ pub(crate) fn spawn(
     for r in relays_hw {
         let (tx, rx) = mpsc::channel(RELAY_QUEUE);
         relays.insert(r.pins.id, tx);
+        let (check_tx, check_rx) = mpsc::channel(1);
+        idle_checks.insert(r.pins.id, check_tx);
         let name = r.label.clone();
-        sup.spawn(name, relay_task(r, rx, ctx.clone()));
+        let inputs = RelayInputs {
+            actions: rx,
+            idle_checks: check_rx,
+            probing: probing.clone(),
+        };
+        sup.spawn(name, relay_task(r, inputs, ctx.clone()));
     }
     let led = led_hw.map(|l| {
         let (tx, rx) = mpsc::channel(LED_QUEUE);
@@ -267,6 +300,8 @@ pub(crate) fn spawn(
     });
     Router {
         relays,
+        idle_checks,
+        probing,
         led,
         audio: None,
         mqtt: None,
@@ -424,22 +459,57 @@ pub(crate) fn action_line(a: &Action, extra: serde_json::Value) -> Option<serde_
     Some(v)
 }
 
+/// Contacts whose self-test was started by the schedule, shared by the router (which
+/// marks) and the relay tasks (which take the mark when the test's proof is complete).
+#[derive(Clone, Debug, Default)]
+struct Probing(Arc<Mutex<BTreeSet<u8>>>);
+
+impl Probing {
+    fn mark(&self, id: u8) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id);
+    }
+
+    /// The source of contact `id`'s self-test evidence; clears the mark.
+    fn take(&self, id: u8) -> &'static str {
+        let was = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        if was { "probe" } else { "self_test" }
+    }
+}
+
+/// A relay task's queues.
+struct RelayInputs {
+    actions: mpsc::Receiver<Action>,
+    idle_checks: mpsc::Receiver<()>,
+    probing: Probing,
+}
+
 /// A self-test pulse under way on one contact: how its closing went.
 struct PulseTest {
     /// The read-back's delay closing (or the pin's result without one).
     closed: Result<Option<Duration>, String>,
+    /// `self_test` or `probe`.
+    source: &'static str,
 }
 
-async fn relay_task(
-    mut r: RelayDriver,
-    mut rx: mpsc::Receiver<Action>,
-    ctx: Ctx,
-) -> anyhow::Result<()> {
+async fn relay_task(mut r: RelayDriver, mut inputs: RelayInputs, ctx: Ctx) -> anyhow::Result<()> {
     let mut test: Option<PulseTest> = None;
+    // Every contact is claimed released before READY.
+    let mut is_closed = false;
     loop {
         let a = tokio::select! {
             () = ctx.cancel.cancelled() => return Ok(()),
-            a = rx.recv() => match a { Some(a) => a, None => return Ok(()) },
+            a = inputs.actions.recv() => match a { Some(a) => a, None => return Ok(()) },
+            Some(()) = inputs.idle_checks.recv() => {
+                idle_check(&mut r, is_closed, &ctx);
+                continue;
+            }
         };
         let closed = match a.kind {
             ActionKind::On { .. } => true,
@@ -457,6 +527,9 @@ async fn relay_task(
             p.send(v);
         }
         let result = set_pin(&r.out, level);
+        if result.is_ok() {
+            is_closed = closed;
+        }
         let switched = now_jst();
         let latency_us = since_decision_us(&a);
         match &result {
@@ -486,7 +559,7 @@ async fn relay_task(
                 None => Ok(None),
             },
         };
-        test = relay_evidence(&r, &a, closed, &followed, test, &ctx);
+        test = relay_evidence(&r, &a, closed, &followed, test, &inputs.probing, &ctx);
         let problem = followed.err();
         let detail = match &problem {
             Some(p) => p.clone(),
@@ -515,6 +588,7 @@ fn relay_evidence(
     closed: bool,
     followed: &Result<Option<Duration>, String>,
     test: Option<PulseTest>,
+    probing: &Probing,
     ctx: &Ctx,
 ) -> Option<PulseTest> {
     let method = if r.readback.is_some() {
@@ -531,12 +605,14 @@ fn relay_evidence(
         detail,
     };
     if a.cause == eew_core::engine::Cause::SelfTest && closed {
+        let source = probing.take(r.pins.id);
         if let Err(e) = followed {
-            ctx.evidence(proof("self_test", false, None, format!("closing: {e}")));
+            ctx.evidence(proof(source, false, None, format!("closing: {e}")));
             return None;
         }
         return Some(PulseTest {
             closed: followed.clone(),
+            source,
         });
     }
     match (test, closed) {
@@ -562,7 +638,7 @@ fn relay_evidence(
                 ),
                 (_, Err(e)) | (Err(e), _) => (false, None, format!("opening: {e}")),
             };
-            ctx.evidence(proof("self_test", ok, measurement_ms, detail));
+            ctx.evidence(proof(t.source, ok, measurement_ms, detail));
             None
         }
         (t, _) => {
@@ -586,6 +662,50 @@ fn relay_evidence(
             None
         }
     }
+}
+
+/// How an idle check's fault begins.
+const IDLE_FAULT: &str = "fault: released, but the read-back reads closed";
+
+/// Delivery assurance's `idle` probe: a released contact's read-back must read open. It
+/// proves the read-back wiring and a contact not welded shut, without operating anything.
+fn idle_check(r: &mut RelayDriver, is_closed: bool, ctx: &Ctx) {
+    if is_closed {
+        // An alarm holds the contact: its own switching was the evidence.
+        tracing::info!(output = %r.label, "idle check skipped: the contact is closed");
+        return;
+    }
+    let Some(input) = r.readback.as_mut() else {
+        return;
+    };
+    let (ok, detail) = match input.read() {
+        Ok(false) => (true, "released, and the read-back reads open".to_owned()),
+        Ok(true) => (
+            false,
+            format!("{IDLE_FAULT} (contact stuck closed, or the read-back miswired)"),
+        ),
+        Err(err) => (false, format!("fault: read-back unreadable: {err}")),
+    };
+    if !ok {
+        ctx.set_output_health(&r.label, Some(detail.clone()));
+    } else if ctx
+        .status
+        .borrow()
+        .outputs
+        .get(&r.label)
+        .is_some_and(|h| h.starts_with(IDLE_FAULT))
+    {
+        // Only the idle check's own fault is cleared by it: it does not prove switching.
+        ctx.set_output_health(&r.label, None);
+    }
+    ctx.evidence(Proof {
+        channel: r.label.clone(),
+        source: "probe",
+        method: eew_core::assurance::method::READBACK_IDLE,
+        ok,
+        measurement_ms: None,
+        detail,
+    });
 }
 
 /// Waits until the feedback contact reads `closed` (high = closed), or fails after

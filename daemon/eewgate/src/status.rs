@@ -112,6 +112,12 @@ pub struct Verification {
     pub last_ok_at: Option<DateTime<Utc>>,
     /// How it was seen working then.
     pub last_ok_method: Option<String>,
+    /// The newest success of each method: what delivery assurance ages (a method proves
+    /// the channel for as long as the channel's policy says, or not at all).
+    pub ok_by_method: BTreeMap<String, DateTime<Utc>>,
+    /// When the channel stops being trusted without a new proof (delivery assurance's
+    /// policy; `None` when the channel is not aged).
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 impl Verification {
@@ -120,6 +126,7 @@ impl Verification {
         if e.ok {
             self.last_ok_at = Some(e.at);
             self.last_ok_method = Some(e.method.clone());
+            self.ok_by_method.insert(e.method.clone(), e.at);
         }
         self.last = Some(e);
     }
@@ -140,6 +147,9 @@ pub struct SettingsStatus {
     /// A saved change that is not in effect yet, and why: `waiting_for_alert_end` (an
     /// alert is in progress or a contact is still closed).
     pub pending: Option<String>,
+    /// The channels the change now in effect touched (`mqtt`, `relay:1`, …): delivery
+    /// assurance probes them at once, and the settings page shows their results.
+    pub changed_channels: Vec<String>,
 }
 
 /// Everything at once.

@@ -20,7 +20,7 @@ use eew_core::settings::Walker;
 use eewgate_webui::{
     Appliance, ApplianceError, AuditEntry, ConfirmTestRequest, HistoryQuery, Operation,
     OperationError, Options, SelfTestRequest, SettingsCheck, SettingsDiff, SettingsEdit,
-    SettingsProblem, SettingsSaved, WebUi,
+    SettingsProblem, SettingsSaved, SettingsWhatIf, WebUi,
 };
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, watch};
@@ -446,6 +446,54 @@ impl DaemonAppliance {
         (candidate, check)
     }
 
+    /// The what-if preview of an edit, received at `now`: the reference earthquakes of
+    /// `eew_core::whatif` for the edited site, run through the edited settings. No
+    /// preview when the edit has a problem. The MQTT output says whether a broker is
+    /// configured (`broker_configured`): the engine decides the alert either way, but
+    /// without `[mqtt]` nothing leaves the appliance.
+    fn whatif_edit(
+        path: &Path,
+        current: &str,
+        edit: &SettingsEdit,
+        now: eew_core::JstTime,
+    ) -> Result<SettingsWhatIf, ApplianceError> {
+        let (candidate, check) = Self::check_edit(path, current, edit);
+        if !check.problems.is_empty() {
+            return Ok(SettingsWhatIf {
+                check,
+                previews: Vec::new(),
+            });
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let cfg = crate::config::parse_daemon(&candidate, base).map_err(|problems| {
+            // The check just passed the same text: only a changed file between the two
+            // readings could get here.
+            failed(
+                "previewing the settings",
+                format!("{} problem(s) on a second reading", problems.len()),
+            )
+        })?;
+        let scenarios = eew_core::whatif::scenarios(&cfg.settings, now)
+            .map_err(|e| failed("making the reference earthquakes", e))?;
+        let previews = eew_core::whatif::preview(&cfg.settings, &scenarios)
+            .iter()
+            .map(|p| {
+                let mut v = serde_json::to_value(p).map_err(|e| failed("preview", e))?;
+                if let Some(outputs) = v.get_mut("outputs").and_then(Value::as_array_mut) {
+                    for o in outputs {
+                        if o.get("output").and_then(Value::as_str) == Some("mqtt")
+                            && let Value::Object(m) = o
+                        {
+                            m.insert("broker_configured".into(), json!(cfg.mqtt.enabled));
+                        }
+                    }
+                }
+                Ok(v)
+            })
+            .collect::<Result<Vec<Value>, ApplianceError>>()?;
+        Ok(SettingsWhatIf { check, previews })
+    }
+
     async fn store(&self) -> Result<&Store, ApplianceError> {
         self.store
             .get_or_try_init(|| Store::open_read_only(&self.db))
@@ -601,6 +649,14 @@ impl Appliance for DaemonAppliance {
         tokio::task::spawn_blocking(move || Self::check_edit(&path, &current, &edit).1)
             .await
             .map_err(|e| failed("checking the settings", e))
+    }
+
+    async fn whatif_settings(&self, edit: SettingsEdit) -> Result<SettingsWhatIf, ApplianceError> {
+        let (path, current) = self.read_settings().await?;
+        let now = crate::system::clock::now_jst();
+        tokio::task::spawn_blocking(move || Self::whatif_edit(&path, &current, &edit, now))
+            .await
+            .map_err(|e| failed("previewing the settings", e))?
     }
 
     async fn save_settings(
@@ -1253,6 +1309,80 @@ mod tests {
         assert!(e.iter().any(|l| l.starts_with("webui.key_file:")), "{e:?}");
         assert!(e.iter().any(|l| l.starts_with("webui.https:")), "{e:?}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn whatif_previews_the_edited_settings_and_nothing_when_they_have_problems() {
+        let current = "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+            [[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"4\"\n\
+            [[links.jma_tcp]]\nname = \"p\"\nhost = \"127.0.0.1\"\nport = 9\n";
+        let path = std::env::temp_dir()
+            .join("eewgate-whatif-edit")
+            .join("eewgate.toml");
+        let now = eew_core::JstTime::from_parts(2026, 5, 1, 12, 0, 0).unwrap();
+        let ranks = ["0", "1", "2", "3", "4", "5-", "5+", "6-", "6+", "7"];
+        let rank = |c: &str| ranks.iter().position(|r| *r == c);
+        // relay:1 operates exactly where the engine acts and the class reaches `min`.
+        let agrees = |w: &SettingsWhatIf, min: &str| -> Vec<bool> {
+            assert_eq!(w.previews.len(), 5);
+            w.previews
+                .iter()
+                .map(|p| {
+                    let class = p["prediction"]["class"].as_str();
+                    let reaches = p["acted"] == true && class.and_then(rank) >= rank(min);
+                    let relay1 = p["outputs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|o| o["output"] == "relay:1")
+                        .unwrap();
+                    assert_eq!(
+                        relay1["fires"] == true,
+                        reaches,
+                        "{} with {min}",
+                        p["scenario"]
+                    );
+                    let mqtt = p["outputs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|o| o["output"] == "mqtt");
+                    assert_eq!(mqtt.unwrap()["broker_configured"], false);
+                    reaches
+                })
+                .collect()
+        };
+        let in_force =
+            DaemonAppliance::whatif_edit(&path, current, &SettingsEdit::default(), now).unwrap();
+        assert!(
+            in_force.check.problems.is_empty(),
+            "{:?}",
+            in_force.check.problems
+        );
+        let before = agrees(&in_force, "4");
+
+        let raise = SettingsEdit {
+            changes: vec![eewgate_webui::SettingChange {
+                path: "outputs.relay[0].min_class".into(),
+                value: json!("5-"),
+            }],
+            ..SettingsEdit::default()
+        };
+        let draft = DaemonAppliance::whatif_edit(&path, current, &raise, now).unwrap();
+        assert_eq!(draft.check.diff.len(), 1);
+        let after = agrees(&draft, "5-");
+        assert_ne!(before, after, "the raised threshold changes the preview");
+
+        let broken = SettingsEdit {
+            changes: vec![eewgate_webui::SettingChange {
+                path: "site.lat".into(),
+                value: json!(99),
+            }],
+            ..SettingsEdit::default()
+        };
+        let refused = DaemonAppliance::whatif_edit(&path, current, &broken, now).unwrap();
+        assert!(refused.previews.is_empty());
+        assert!(refused.check.problems.iter().any(|p| p.path == "site.lat"));
     }
 
     #[test]

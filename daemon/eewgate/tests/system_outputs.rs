@@ -366,9 +366,14 @@ fn a_readback_that_does_not_follow_faults_the_contact_visibly() {
     let (child, rx) = start_with(&cfg, &[("EEWGATE_TEST_SIM_STUCK_INPUTS", "24=1")]);
     let mut child = KillOnDrop(child);
     let mut lines = Vec::new();
+    // The LED task and the fault's event line follow the same status change in either
+    // order: wait for both.
     until(&rx, &mut lines, Duration::from_secs(20), |seen| {
         seen.iter()
             .any(|v| v["type"] == "led" && v["pattern"] == "internal_fault")
+            && seen
+                .iter()
+                .any(|v| v["type"] == "fault" && v["fault"] == "relay:1" && v["active"] == true)
     });
     let fault = position(&lines, |v| {
         v["type"] == "fault" && v["fault"] == "relay:1" && v["active"] == true

@@ -1275,3 +1275,98 @@ fn self_tests_prove_each_output_and_the_operator_confirms_what_it_cannot_see() {
         assert!(audit.contains(action), "{action}: {audit}");
     }
 }
+
+/// A saved change is proved at once (issue 7): the channels whose keys it changed are
+/// on the status model, and each that the appliance can probe by itself is probed as
+/// soon as the change is in effect — the contact's idle read-back, the MQTT round trip.
+#[test]
+fn a_saved_change_probes_the_channels_it_touched() {
+    let dir = scratch("change_probes");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let broker = mosquitto::Mosquitto::start(&dir.join("broker"));
+    let feed = fixtures().join("jmaxml_vxse42_20090811_delivery_test.xml");
+    let text = format!(
+        "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+         [[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"4\"\n\
+         [[outputs.relay]]\nid = 2\nname = \"doors\"\nmin_class = \"4\"\n\
+         [storage]\npath = \"history.db\"\n[time]\nrequire_sync = false\n\
+         [hardware]\nbackend = \"sim\"\n\
+         [[hardware.relay]]\nid = 1\npin = 5\nreadback_pin = 24\n\
+         [[hardware.relay]]\nid = 2\npin = 6\n\
+         [mqtt]\nhost = \"127.0.0.1\"\nport = {}\ndevice_id = \"cp-tower\"\n\
+         [webui]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n\
+         [[links.replay]]\nname = \"feed\"\nfiles = [{feed:?}]\n",
+        broker.port()
+    );
+    let cfg = dir.join("eewgate.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start(&cfg);
+    let (cookie, csrf) = set_up_and_log_in(&mut daemon, addr);
+    let auth = [("Cookie", cookie.as_str())];
+    let change = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let before = http(addr, "GET", "/api/status", &auth, None).json();
+    assert_eq!(before["settings"]["changed_channels"], json!([]));
+
+    // Contact 1's threshold and MQTT's keep-alive change; contact 2 does not.
+    let mark = daemon.seen.len();
+    let r = save_changes(
+        addr,
+        &change,
+        json!([
+            {"path": "outputs.relay[0].min_class", "value": "5-"},
+            {"path": "mqtt.keep_alive_s", "value": 20},
+        ]),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let applied = status_when(addr, &auth, Duration::from_secs(30), |s| {
+        s["settings"]["changed_channels"] == json!(["mqtt", "relay:1"])
+    });
+    assert_eq!(
+        applied["settings"]["changed_channels"],
+        json!(["mqtt", "relay:1"]),
+        "{:#}",
+        applied["settings"]
+    );
+    // Both are probed after the change, without waiting for their schedule (contact 1's
+    // window is 03:00–04:00; MQTT's interval five minutes).
+    let proved = |d: &mut Daemon, output: &str| {
+        let is =
+            |v: &Value| v["type"] == "evidence" && v["output"] == output && v["source"] == "probe";
+        let found = d.until(Duration::from_secs(30), |l| l[mark..].iter().any(is));
+        assert!(
+            found,
+            "a probe of {output} after the save: {:#?}",
+            &d.seen[mark..]
+        );
+        d.seen[mark..].iter().find(|v| is(v)).cloned().unwrap()
+    };
+    let relay = proved(&mut daemon, "relay:1");
+    assert_eq!(relay["method"], "readback_idle", "{relay:#}");
+    assert_eq!(relay["ok"], true, "{relay:#}");
+    let mqtt = proved(&mut daemon, "mqtt");
+    assert_eq!(mqtt["method"], "roundtrip", "{mqtt:#}");
+    assert_eq!(mqtt["ok"], true, "{mqtt:#}");
+    assert!(
+        !daemon.seen[mark..]
+            .iter()
+            .any(|v| v["type"] == "evidence" && v["output"] == "relay:2"),
+        "the untouched contact is not probed"
+    );
+    // The status model carries the results the settings page shows.
+    let status = status_when(addr, &auth, Duration::from_secs(10), |s| {
+        s["verification"]["relay:1"]["last"]["method"] == "readback_idle"
+            && s["verification"]["mqtt"]["last"]["ok"] == true
+    });
+    assert_eq!(
+        status["verification"]["relay:1"]["last"]["ok"], true,
+        "{:#}",
+        status["verification"]
+    );
+    assert!(
+        status["verification"]["relay:1"]["due_at"].is_string(),
+        "{:#}",
+        status["verification"]
+    );
+    daemon.stop();
+}

@@ -64,7 +64,9 @@ use serde::Serialize;
 use crate::intensity::{Intensity, IntensityRange};
 use crate::report::{Flags, JstTime, Report};
 
-pub use site::{Amplification, AreaSuggestion, Site, SiteError, suggest_area};
+pub use site::{
+    Amplification, AreaCentroid, AreaSuggestion, Site, SiteError, area_centroids, suggest_area,
+};
 
 /// Default Mj → Mw offset (`Mw = Mj − offset`), intensity-prediction.md §1.1.
 pub const DEFAULT_MW_OFFSET: f64 = 0.171;

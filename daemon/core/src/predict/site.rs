@@ -144,6 +144,31 @@ static AREA_CENTROIDS: LazyLock<Vec<Centroid>> = LazyLock::new(|| {
         .expect("the compiled-in area centroid table parses (checked by the unit tests)")
 });
 
+/// One forecast area's polygon centroid, from the compiled-in table.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AreaCentroid {
+    /// 3-digit area code.
+    pub code: &'static str,
+    /// Area name.
+    pub name: &'static str,
+    /// Latitude of the centroid (degrees).
+    pub lat: f64,
+    /// Longitude of the centroid (degrees).
+    pub lon: f64,
+}
+
+/// Every forecast area's centroid (JMA's 188, in code order): the only geography compiled
+/// in, used to suggest a site's area and to place the what-if preview's reference
+/// earthquakes.
+pub fn area_centroids() -> impl Iterator<Item = AreaCentroid> {
+    AREA_CENTROIDS.iter().map(|c| AreaCentroid {
+        code: c.code,
+        name: c.name,
+        lat: c.lat,
+        lon: c.lon,
+    })
+}
+
 /// The forecast area with the nearest centroid (of JMA's 188), or `None` for non-finite
 /// coordinates.
 pub fn suggest_area(lat: f64, lon: f64) -> Option<AreaSuggestion> {

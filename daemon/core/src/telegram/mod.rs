@@ -3,7 +3,8 @@
 //! fuzzed).
 //!
 //! - [`jma_code`]: JMA code telegrams (types 35, 36, 37, 39, 47, 48).
-//! - [`jma_xml`]: JMA 防災情報XML VXSE42/43/44/45.
+//! - [`jma_xml`]: JMA 防災情報XML VXSE42/43/44/45; [`jma_xml_encode`] writes a report
+//!   back as such a document (the reference earthquakes of `eewgate whatif`).
 //! - [`json`]: DM-D.S.S `eew-information` 1.0.0 bodies and Wolfx `jma_eew` messages.
 //! - [`stream`]: a code-telegram byte stream (TCP, serial) split into telegrams.
 //! - [`framing`]: link framing — the plain stream, or JMA's socket procedure.
@@ -15,6 +16,7 @@
 pub mod framing;
 pub mod jma_code;
 pub mod jma_xml;
+pub mod jma_xml_encode;
 pub mod json;
 mod reject;
 pub mod stream;

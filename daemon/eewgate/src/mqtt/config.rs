@@ -23,6 +23,8 @@ pub const DEFAULT_EVENT_EXPIRY_S: u32 = 60;
 pub const DEFAULT_STALE_AFTER_MS: u32 = 3000;
 /// Default MQTT keep-alive (s): a dead broker connection is noticed within 1.5× this.
 pub const DEFAULT_KEEP_ALIVE_S: u32 = 15;
+/// Default time for a probe (and a BMS acknowledgement) to come back (s).
+pub const DEFAULT_PROBE_TIMEOUT_S: u32 = 10;
 /// Home Assistant's default discovery prefix.
 pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
 /// Longest device id (it is a topic level and part of Home Assistant's unique ids).
@@ -73,6 +75,11 @@ pub struct MqttConfig {
     pub discovery_prefix: String,
     /// Publish CAP 1.2 XML on `P/cap`.
     pub cap: bool,
+    /// The building management system acknowledges probes on `P/ack`: only its answer
+    /// proves the channel (docs/mqtt.md, "Probes and acknowledgements").
+    pub bms_ack: bool,
+    /// A probe (and its acknowledgement) not back within this has failed.
+    pub probe_timeout: Duration,
 }
 
 impl Default for MqttConfig {
@@ -93,6 +100,8 @@ impl Default for MqttConfig {
             home_assistant_discovery: false,
             discovery_prefix: DEFAULT_DISCOVERY_PREFIX.to_owned(),
             cap: false,
+            bms_ack: false,
+            probe_timeout: Duration::from_secs(u64::from(DEFAULT_PROBE_TIMEOUT_S)),
         }
     }
 }
@@ -148,6 +157,8 @@ const KEYS: &[&str] = &[
     "home_assistant_discovery",
     "discovery_prefix",
     "cap",
+    "bms_ack",
+    "probe_timeout_s",
 ];
 
 const TLS_KEYS: &[&str] = &["enabled", "ca_file", "client_cert_file", "client_key_file"];
@@ -277,6 +288,16 @@ pub(crate) fn section(w: &mut Walker, table: &Table, base: &Path) -> MqttConfig 
         && let Some(b) = w.bool_at(&p, v)
     {
         out.cap = b;
+    }
+    if let Some((p, v)) = w.get(t, path, "bms_ack")
+        && let Some(b) = w.bool_at(&p, v)
+    {
+        out.bms_ack = b;
+    }
+    if let Some((p, v)) = w.get(t, path, "probe_timeout_s")
+        && let Some(s) = w.u32_in(&p, v, 1, 120)
+    {
+        out.probe_timeout = Duration::from_secs(u64::from(s));
     }
     w.unknown_keys(t, path, KEYS);
     out

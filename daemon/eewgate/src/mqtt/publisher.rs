@@ -143,6 +143,8 @@ pub(crate) struct Publisher {
     dropped_other: u64,
     /// The MQTT self-test under way.
     probe: Option<probe::Probe>,
+    /// A probe asked for while the first connection is still being made: (source, when).
+    probe_waiting: Option<(&'static str, Instant)>,
 }
 
 enum Wake {
@@ -181,6 +183,7 @@ impl Publisher {
             dropped_stale: 0,
             dropped_other: 0,
             probe: None,
+            probe_waiting: None,
         }
     }
 
@@ -575,6 +578,9 @@ impl Publisher {
 
     fn subscribe(&self) {
         let mut filters = vec![self.names.topic("cmd/#"), self.probe_topic()];
+        if self.cfg.bms_ack {
+            filters.push(self.ack_topic());
+        }
         if self.cfg.home_assistant_discovery {
             filters.push(format!("{}/status", self.cfg.discovery_prefix));
         }
@@ -634,6 +640,9 @@ impl Publisher {
                 let waiting: Vec<Msg> = self.queue.drain(..).collect();
                 self.subscribe();
                 self.republish(true);
+                if let Some((source, _)) = self.probe_waiting.take() {
+                    self.start_probe(source);
+                }
                 self.queue.extend(waiting);
             }
             Link::Written(pkid) => match self.handed.pop_front() {
@@ -698,6 +707,10 @@ impl Publisher {
             tracing::debug!(output = OUTPUT, detail = %problem, "MQTT still disconnected");
         }
         self.problem = Some(problem);
+        if let Some((source, _)) = self.probe_waiting.take() {
+            // The connection a waiting probe waited for failed: so does the probe.
+            self.start_probe(source);
+        }
         if permanent || self.faulted {
             self.raise_fault();
         }

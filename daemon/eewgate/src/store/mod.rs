@@ -696,6 +696,37 @@ impl Store {
         Ok(out)
     }
 
+    /// Per channel and method, when it last proved the channel working (the newest ok
+    /// row's time): what delivery assurance ages (`eew_core::assurance`). One ordered
+    /// walk of the `(ok, channel, method, at_ms)` index (schema 6).
+    pub async fn evidence_ok_by_method(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<String, DateTime<Utc>>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, method, max(at_ms) AS at_ms FROM evidence \
+             WHERE ok = 1 GROUP BY channel, method",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: BTreeMap<String, BTreeMap<String, DateTime<Utc>>> = BTreeMap::new();
+        for r in &rows {
+            let channel: String = r.try_get("channel")?;
+            let method: String = r.try_get("method")?;
+            let at = utc(r.try_get("at_ms")?);
+            out.entry(channel).or_default().insert(method, at);
+        }
+        Ok(out)
+    }
+
+    /// When the appliance first ran: its oldest stored configuration (`None` on an empty
+    /// history). Delivery assurance counts a channel never proved from here.
+    pub async fn first_config_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT min(at_ms) FROM config_changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(at.map(utc))
+    }
+
     /// One page of evidence, newest first (by id), of one channel or of all: rows strictly
     /// below `before_id`, at most `limit` of them (clamped to 1..=[`EVIDENCE_PAGE_MAX`]).
     /// A page is one walk down the `(channel, id)` index (or the ids), whatever its depth.

@@ -35,12 +35,24 @@ impl Daemon {
 
     /// Starts the daemon on `config` with its log (at `info`) going to `stderr`.
     pub fn start_logging_to(config: &Path, stderr: impl Into<Stdio>) -> Self {
+        Self::spawn(config, stderr.into(), &[])
+    }
+
+    /// Starts the daemon on `config` with extra environment variables (the test hooks,
+    /// e.g. `EEWGATE_TEST_SIM_STUCK_INPUTS`).
+    #[allow(dead_code, reason = "not every system test uses the hooks")]
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn(config, Stdio::inherit(), env)
+    }
+
+    fn spawn(config: &Path, stderr: Stdio, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eewgate"))
             .args(["run", "--events-stdout", "--config"])
             .arg(config)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .env("EEWGATE_LOG", "info")
+            .envs(env.iter().copied())
             .spawn()
             .expect("the daemon starts");
         let stdout = child.stdout.take().expect("stdout is piped");
