@@ -106,7 +106,9 @@ function applyLang() {
 // The pages a logged-in administrator moves between; each page script registers
 // `PAGES[name] = { open() }`, called whenever its view is shown.
 const PAGES = {};
-const LOGGED_IN_VIEWS = ['dash', 'settings', 'history', 'tests', 'system'];
+const LOGGED_IN_VIEWS = ['dash', 'settings', 'history', 'tests', 'system', 'drill-report'];
+// A view reached from another page: its tab stays lit.
+const PARENT_VIEW = { 'drill-report': 'tests' };
 
 function show(view) {
   for (const v of ['setup', 'login', ...LOGGED_IN_VIEWS]) $('view-' + v).hidden = v !== view;
@@ -115,7 +117,9 @@ function show(view) {
   $('pages').hidden = !inside;
   // The live indicator belongs to the live stream, which only runs when logged in.
   $('conn').hidden = !inside;
-  for (const b of document.querySelectorAll('#pages .tab')) b.classList.toggle('active', b.dataset.view === view);
+  for (const b of document.querySelectorAll('#pages .tab')) b.classList.toggle('active', b.dataset.view === (PARENT_VIEW[view] || view));
+  // Only a drill report has an address of its own (#drill/<event id>).
+  if (inside && view !== 'drill-report' && location.hash) window.history.replaceState(null, '', location.pathname);
   // The live stream runs on every logged-in page (the settings page shows whether a
   // saved change is applied); it stops at logout.
   if (!inside && events) { events.close(); events = null; }
@@ -147,7 +151,10 @@ async function boot() {
   const s = await api('/api/setup/state');
   if (s.status === 200 && s.data.setup_required) { show('setup'); return; }
   const sess = await api('/api/session');
-  if (sess.status === 200) { csrf = sess.data.csrf_token; startDashboard(); } else show('login');
+  if (sess.status === 200) {
+    const address = location.hash; // the dashboard's view clears it
+    csrf = sess.data.csrf_token; startDashboard(); openFromAddress(address);
+  } else show('login');
 }
 
 // A refusal in the page's language when its code is known, else the server's sentence.
@@ -187,9 +194,17 @@ async function onLogin(ev) {
   const f = ev.target;
   const r = await api('/api/login', 'POST', { password: f.password.value });
   f.password.value = '';
-  if (r.status === 200) { csrf = r.data.csrf_token; message(''); startDashboard(); }
+  if (r.status === 200) {
+    const address = location.hash;
+    csrf = r.data.csrf_token; message(''); startDashboard(); openFromAddress(address);
+  }
   else if (r.status === 401) message(t('wrong_password'));
   else message(apiError(r));
+}
+
+// A page with an address of its own (a drill report's #drill/<event id>) opens from it.
+function openFromAddress(address) {
+  for (const p of Object.values(PAGES)) if (p.fromHash) p.fromHash(address || '');
 }
 
 async function onLogout() {

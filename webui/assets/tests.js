@@ -343,6 +343,14 @@ function drillForm(data) {
     if (r.status === 401) { show('login'); message(t('session_expired')); return; }
     if (r.status === 200) {
       result.append(el('p', { class: 'message info', role: 'status' }, t('drill_started')));
+      const eventId = r.data && r.data.event_id;
+      if (eventId) {
+        // Its record: it fills in as the drill runs, and is complete once it has ended.
+        const link = el('button', { type: 'button', class: 'link h-event', id: 'drill-report-link', 'data-drill-report': eventId },
+          t('dr_open_started') + ' (' + eventId + ')');
+        link.addEventListener('click', () => openDrillReport(eventId));
+        result.append(el('p', {}, link));
+      }
       confirm.checked = false; start.disabled = true;
     } else {
       result.append(el('p', { class: 'message', role: 'alert' }, apiError(r)));
@@ -361,12 +369,15 @@ function drillForm(data) {
 function renderTests() {
   const drill = TESTS.data ? drillForm(TESTS.data) : el('p', { class: 'message' }, TESTS.error);
   $('tests-body').replaceChildren(el('div', { id: 'selftest' }), drill);
+  // Past drills below the two cards (outside their grid, which would gain a column).
+  $('tests-reports').replaceChildren(el('div', { id: 'drill-reports' }));
+  renderDrillReports();
   renderSelfTests();
 }
 
 async function loadTests() {
-  const [r, st] = await Promise.all([api('/api/drills'), loadSelfTests()]);
-  if (r.status === 401 || st.status === 401) { show('login'); message(t('session_expired')); return; }
+  const [r, st, dr] = await Promise.all([api('/api/drills'), loadSelfTests(), loadDrillReports()]);
+  if (r.status === 401 || st.status === 401 || dr.status === 401) { show('login'); message(t('session_expired')); return; }
   TESTS.data = r.status === 200 ? r.data : null;
   TESTS.error = r.status === 200 ? null : apiError(r);
   renderTests();

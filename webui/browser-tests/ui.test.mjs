@@ -537,6 +537,9 @@ async function drill(t) {
     const r = document.querySelector('#drill-result .message.info');
     return r && r.textContent.trim().length > 0;
   });
+  // Its record is named at once: the link to the drill report.
+  const eventId = await page.locator('#drill-report-link').getAttribute('data-drill-report');
+  check(/^drill-\d{14}/.test(eventId || ''), `the start names the drill's report (${eventId})`);
   await page.locator('#pages [data-view=dash]').click();
   await untilDashboardLive(t, ja);
   await until(t, 'the dashboard shows the drill, labelled, with its class', (word) => {
@@ -566,7 +569,75 @@ async function drill(t) {
       return k.startsWith('relay:' + id) && v === word;
     }), [DRILL_RELAY, ja.ok]);
   await shot(t, 'reset');
-  return `drill ran (countdown ${first} → ${second}) and was reset`;
+  const report = await drillReport(t, eventId);
+  return `drill ran (countdown ${first} → ${second}) and was reset; ${report}`;
+}
+
+/** The channels the drill report must list, and each one's result, under the test's
+ *  settings: the contact that includes drills and the LED operated and were seen to, the
+ *  elevators' contact and the PA leave drills out, MQTT has no broker. */
+const DRILL_REPORT_ROWS = {
+  'relay:1': 'not_included', ['relay:' + DRILL_RELAY]: 'ok', audio: 'not_included', led: 'ok', mqtt: 'not_included',
+};
+
+/** The drill's report from the Tests page's list of past drills: its header says ok, a
+ *  row per channel with its result, what was ordered and what was observed; the print
+ *  button and a print-media screenshot without the page's navigation. */
+async function drillReport(t, eventId) {
+  const { page } = t;
+  await page.locator('#pages [data-view=tests]').click();
+  await untilView(t, 'tests');
+  const open = page.locator(`#drill-reports-list li[data-event="${eventId}"] button[data-drill-report]`);
+  await open.waitFor();
+  await shot(t, 'past-drills');
+  await open.click();
+  await untilView(t, 'drill-report');
+  // Pending for a moment while the last results land; the page reads it again by itself.
+  await until(t, 'the report says the drill went well', () => {
+    const r = document.querySelector('#dr-head [data-result]');
+    return r && r.dataset.result === 'ok';
+  }, null, 30000);
+  const rows = await page.evaluate(() => [...document.querySelectorAll('#dr-channels tbody tr')].map((tr) => ({
+    channel: tr.dataset.channel, result: tr.dataset.result,
+    expected: tr.querySelector('.dr-expected').textContent.trim(),
+    observed: tr.querySelector('.dr-observed').textContent.trim(),
+    timings: tr.querySelector('.dr-timings').textContent.trim(),
+  })));
+  const got = Object.fromEntries(rows.map((r) => [r.channel, r.result]));
+  const same = (a, b) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+  check(rows.length === Object.keys(DRILL_REPORT_ROWS).length && same(got, DRILL_REPORT_ROWS),
+    `a row per channel with its result: ${JSON.stringify(got)}, expected ${JSON.stringify(DRILL_REPORT_ROWS)}`);
+  for (const r of rows.filter((r) => r.result === 'ok')) {
+    check(r.expected.length > 0 && r.observed.includes('✓') && !r.observed.includes('✗'),
+      `${r.channel}: its orders and what was observed: ${JSON.stringify(r)}`);
+    check(/ms|µs/.test(r.timings), `${r.channel}: timings: ${r.timings}`);
+  }
+  const relay = rows.find((r) => r.channel === 'relay:' + DRILL_RELAY);
+  check(relay.observed.includes('no read-back'), `the contact without read-back says so: ${relay.observed}`);
+  const head = await text(t, 'dr-head');
+  check(head.includes(eventId) && head.includes('admin'), `the header names the drill and its operator: ${head}`);
+  check(await page.locator('#dr-print').isVisible(), 'a print button');
+  await shot(t, 'report');
+  // What the browser's "print to PDF" gives: no navigation, black on white.
+  await page.emulateMedia({ media: 'print' });
+  try {
+    const print = await page.evaluate(() => ({
+      header: getComputedStyle(document.querySelector('header')).display,
+      buttons: getComputedStyle(document.getElementById('dr-print')).display,
+      background: getComputedStyle(document.body).backgroundColor,
+      rows: document.querySelectorAll('#dr-channels tbody tr').length,
+    }));
+    check(print.header === 'none' && print.buttons === 'none', `no navigation in print: ${JSON.stringify(print)}`);
+    check(print.background === 'rgb(255, 255, 255)', `white paper: ${print.background}`);
+    await shot(t, 'report-print');
+  } finally {
+    await page.emulateMedia({ media: 'screen' });
+  }
+  await page.locator('#dr-back').click();
+  await untilView(t, 'tests');
+  await page.locator('#pages [data-view=dash]').click();
+  await untilDashboardLive(t, ja);
+  return `report ok with ${rows.length} channels (${Object.values(got).join(', ')})`;
 }
 
 /** Self-test of a contact without read-back from the Tests page: the button waits for

@@ -63,6 +63,31 @@ impl Default for HistoryQuery {
     }
 }
 
+/// One page of past drills: newest first, strictly older than `before_id` when given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DrillReportsQuery {
+    /// Only drills whose `id` is below this (the last `id` of the previous page).
+    pub before_id: Option<i64>,
+    /// At most this many (1..=[`DrillReportsQuery::MAX_LIMIT`]).
+    pub limit: u32,
+}
+
+impl DrillReportsQuery {
+    /// The page size when none is asked for.
+    pub const DEFAULT_LIMIT: u32 = 20;
+    /// The largest page (each item is a whole report's summary).
+    pub const MAX_LIMIT: u32 = 100;
+}
+
+impl Default for DrillReportsQuery {
+    fn default() -> Self {
+        Self {
+            before_id: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
 /// One line of the audit trail: who did what, when. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
@@ -369,6 +394,27 @@ pub trait Appliance: Send + Sync + 'static {
     /// "allowed": bool}` — which outputs include drills under the settings in effect, and
     /// whether drills are allowed at all (`alert.drill`).
     fn drills(&self) -> impl Future<Output = Result<serde_json::Value, ApplianceError>> + Send;
+
+    /// Past drills, newest first: each item is a drill report ([`Appliance::drill_report`])
+    /// without its `channels`, with at least a numeric `id` (the paging key), `event_id`,
+    /// `kind`, `started_at` and `result`.
+    fn drill_reports(
+        &self,
+        query: DrillReportsQuery,
+    ) -> impl Future<Output = Result<Vec<serde_json::Value>, ApplianceError>> + Send;
+
+    /// The report of one drill (`event_id` as `POST /api/drill` answered it), or `None`
+    /// when history has no such drill: `{"id", "event_id", "kind": "synthetic" |
+    /// "recorded", "recorded", "recorded_title", "started_at", "ended_at", "end",
+    /// "duration_ms", "running", "max_class", "warning", "reports", "actions",
+    /// "operator", "result", "counts", "appliance", "settings", "channels": [{"channel",
+    /// "name", "readback", "excluded", "result", "problem", "expected": [{"at", "action",
+    /// "cause", "serial", "what", "observed"}], "unmatched", "evidence", "timings"}]}` —
+    /// the fields in `webui/README.md` ("Drill report").
+    fn drill_report(
+        &self,
+        event_id: String,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, ApplianceError>> + Send;
 
     /// The self-tests on offer: `{"allowed": bool, "outputs": [{"output": "relay:1",
     /// "name": "elevators", "enabled": bool, "readback": bool, "needs_confirmation":

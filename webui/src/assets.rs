@@ -29,6 +29,11 @@ pub(crate) const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../assets/system.js"),
     ),
+    (
+        "/drill-report.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/drill-report.js"),
+    ),
     ("/favicon.svg", "image/svg+xml", FAVICON),
     // Browsers ask for it whatever the page says; the same picture.
     ("/favicon.ico", "image/svg+xml", FAVICON),

@@ -52,6 +52,9 @@ pub struct FakeState {
     pub self_test_delay: Option<std::time::Duration>,
     /// Outputs being self-tested now (only with a delay).
     pub self_tests_running: std::collections::BTreeSet<String>,
+    /// Drill reports, oldest first (full reports, as `drill_report` answers them). A drill
+    /// started through the fake adds one ([`FakeAppliance::sample_drill_report`]).
+    pub drill_reports: Vec<serde_json::Value>,
     /// The verification record by output, as the status model carries it; merged into
     /// every published status that has no `verification` of its own (a new record
     /// replaces whatever `verification` the current status has).
@@ -332,6 +335,141 @@ impl FakeAppliance {
     }
 }
 
+impl FakeAppliance {
+    /// A drill report as the daemon makes one, for the fake's outputs: `relay:1` (read
+    /// back) closed and opened, `relay:2` not included in drills, the LED, the PA (played
+    /// to its end) and MQTT; an output in `failing` failed (its read-back did not follow,
+    /// or nothing was played). `id` is the paging key.
+    pub fn sample_drill_report(
+        id: i64,
+        event_id: &str,
+        recorded: Option<&str>,
+        failing: &std::collections::BTreeSet<String>,
+    ) -> serde_json::Value {
+        use serde_json::json;
+        let at = |s: u32| format!("2026-12-04T12:00:{s:02}.000+09:00");
+        let observed = |s: u32, action: &str, ok: bool, latency_us: i64, detail: &str| json!({ "at": at(s), "action": action, "ok": ok, "latency_us": latency_us, "detail": detail });
+        let order = |s: u32,
+                     action: &str,
+                     cause: &str,
+                     what: serde_json::Value,
+                     obs: serde_json::Value| {
+            json!({ "id": i64::from(s) + 1, "at": at(s), "action": action, "cause": cause, "serial": 1,
+                    "what": what, "observed": obs })
+        };
+        let timings = |first: u32,
+                       last: u32,
+                       latency: i64,
+                       closed: Option<i64>,
+                       played: Option<f64>| {
+            json!({ "first_action_at": at(first), "last_action_at": at(last), "first_effect_at": at(first),
+                    "last_effect_at": at(last), "first_latency_us": latency, "max_latency_us": latency,
+                    "span_ms": i64::from(last - first) * 1000, "closed_ms": closed, "played_ms": played })
+        };
+        let fails = |o: &str| failing.contains(o);
+        let relay_detail = if fails("relay:1") {
+            "fault: read-back did not follow (closed) within 200 ms"
+        } else {
+            "pin 5 level 1; read-back followed in 3.1 ms"
+        };
+        let channel = |name: &str,
+                       label: &str,
+                       readback: Option<bool>,
+                       result: &str,
+                       problem: Option<&str>,
+                       expected: Vec<serde_json::Value>,
+                       evidence: Vec<serde_json::Value>,
+                       timings: serde_json::Value| {
+            json!({ "channel": name, "name": label, "readback": readback, "excluded": null, "result": result,
+                    "problem": problem, "expected": expected, "unmatched": [], "evidence": evidence, "timings": timings })
+        };
+        let relay_ok = !fails("relay:1");
+        let audio_ok = !fails("audio");
+        let channels = vec![
+            channel("relay:1", "elevators", Some(true), if relay_ok { "ok" } else { "failed" },
+                (!relay_ok).then_some(relay_detail),
+                vec![
+                    order(0, "on", "start", json!({ "intensity_class": "5-" }), observed(0, "on", relay_ok, 420, relay_detail)),
+                    order(20, "off", "reset", json!({ "intensity_class": "5-" }), observed(20, "off", true, 180, "pin 5 level 0; read-back followed in 2.9 ms")),
+                ],
+                vec![json!({ "at": at(0), "method": "readback", "ok": relay_ok, "measurement_ms": 3.1, "detail": "read-back followed the alarm's closing" })],
+                timings(0, 20, 420, relay_ok.then_some(20_000), None)),
+            json!({ "channel": "relay:2", "name": "gas shut-off", "readback": false, "excluded": "not_in_drills",
+                    "result": "not_included", "problem": null, "expected": [], "unmatched": [], "evidence": [],
+                    "timings": { "first_action_at": null, "last_action_at": null, "first_effect_at": null, "last_effect_at": null,
+                                 "first_latency_us": null, "max_latency_us": null, "span_ms": null, "closed_ms": null, "played_ms": null } }),
+            channel("led", "status LED", None, "ok", None,
+                vec![
+                    order(0, "led", "start", json!({ "pattern": "exercise" }), observed(0, "led", true, 300, "pattern exercise; the LED shows exercise (no read-back: seen by a person only)")),
+                    order(20, "led", "reset", json!({ "pattern": "normal" }), observed(20, "led", true, 250, "pattern normal; the LED shows normal (no read-back: seen by a person only)")),
+                ], vec![], timings(0, 20, 300, None, None)),
+            channel("audio", "audio jack", None, if audio_ok { "ok" } else { "failed" },
+                (!audio_ok).then_some("playback: played to the null sink: no sound device is configured ([audio] backend)"),
+                vec![
+                    order(0, "announce", "start", json!({ "text_ja": "これは訓練です。強い揺れに警戒してください。", "text_en": "This is a drill. Strong shaking is expected." }),
+                          observed(0, "announce", true, 5200, "4 clip(s): drill chime ...")),
+                    order(20, "stop", "reset", json!({}), observed(20, "stop", true, 900, "silence")),
+                ],
+                vec![json!({ "at": at(12), "method": "playback", "ok": audio_ok, "measurement_ms": 12_300.0,
+                             "detail": if audio_ok { "played 12.3 s to the WAV file sink; confirm that it was heard" } else { "played to the null sink: no sound device is configured ([audio] backend)" } })],
+                timings(0, 20, 5200, None, audio_ok.then_some(12_300.0))),
+            {
+                // Failing: nothing recorded, so not observed (never ok).
+                let mqtt_ok = !fails("mqtt");
+                let published = |s: u32, latency: i64| {
+                    if mqtt_ok {
+                        observed(s, "publish", true, latency, "eewgate/fake/event: published, PUBACK received")
+                    } else {
+                        serde_json::Value::Null
+                    }
+                };
+                channel(
+                    "mqtt",
+                    "BMS broker",
+                    None,
+                    if mqtt_ok { "ok" } else { "not_observed" },
+                    (!mqtt_ok).then_some("no result recorded for publish (start)"),
+                    vec![
+                        order(0, "publish", "start", json!({ "state": "started", "driving": true }), published(0, 2100)),
+                        order(20, "publish", "reset", json!({ "state": "reset", "driving": true }), published(20, 1900)),
+                    ],
+                    vec![],
+                    timings(0, 20, 2100, None, None),
+                )
+            },
+        ];
+        let mut counts = serde_json::Map::new();
+        for c in &channels {
+            let r = c["result"].as_str().unwrap_or("ok").to_owned();
+            let n = counts
+                .get(&r)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            counts.insert(r, json!(n + 1));
+        }
+        let failed = channels
+            .iter()
+            .any(|c| c["result"] == "failed" || c["result"] == "not_observed");
+        json!({
+            "id": id, "event_id": event_id,
+            "kind": if recorded.is_some() { "recorded" } else { "synthetic" },
+            "recorded": recorded,
+            "recorded_title": recorded.map(|_| json!({ "ja": "豊後水道", "en": "Bungo Channel" })),
+            "started_at": at(0), "ended_at": at(20), "end": "reset", "duration_ms": 20_000, "running": false,
+            "max_class": "5-", "max_long_period_class": null, "warning": false,
+            "reports": if recorded.is_some() { 33 } else { 0 }, "actions": 10,
+            "operator": { "id": 1, "at": at(0), "who": "admin", "action": "drill_started",
+                          "detail": format!("synthetic drill, class 5-, S wave in 20 s (event {event_id}) from 192.0.2.10") },
+            "result": if failed { "failed" } else { "ok" },
+            "counts": counts,
+            "appliance": { "host": "fake", "version": "0.0.0-fake",
+                           "site": { "lat": 33.24, "lon": 131.61, "area_code": "751", "area_name": "大分県南部" } },
+            "settings": { "source": "at_drill", "revision": "fake", "at": "2026-12-04T11:00:00.000+09:00" },
+            "channels": channels,
+        })
+    }
+}
+
 impl Appliance for FakeAppliance {
     fn status(&self) -> watch::Receiver<serde_json::Value> {
         self.status_tx.subscribe()
@@ -485,6 +623,45 @@ impl Appliance for FakeAppliance {
         }))
     }
 
+    async fn drill_reports(
+        &self,
+        query: crate::appliance::DrillReportsQuery,
+    ) -> Result<Vec<serde_json::Value>, ApplianceError> {
+        let s = self.state();
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        Ok(s.drill_reports
+            .iter()
+            .rev()
+            .filter(|r| {
+                query.before_id.is_none_or(|b| {
+                    r.get("id")
+                        .and_then(serde_json::Value::as_i64)
+                        .is_some_and(|id| id < b)
+                })
+            })
+            .take(limit)
+            .map(|r| {
+                let mut r = r.clone();
+                if let Some(o) = r.as_object_mut() {
+                    o.remove("channels");
+                }
+                r
+            })
+            .collect())
+    }
+
+    async fn drill_report(
+        &self,
+        event_id: String,
+    ) -> Result<Option<serde_json::Value>, ApplianceError> {
+        Ok(self
+            .state()
+            .drill_reports
+            .iter()
+            .find(|r| r.get("event_id").and_then(serde_json::Value::as_str) == Some(&event_id))
+            .cloned())
+    }
+
     async fn self_tests(&self) -> Result<serde_json::Value, ApplianceError> {
         let s = self.state();
         let outputs: Vec<serde_json::Value> = FAKE_OUTPUTS
@@ -518,6 +695,17 @@ impl Appliance for FakeAppliance {
                 if d.recorded.as_deref().is_some_and(|r| r != "bungo-2024") {
                     return Err(OperationError::Invalid("no such recorded event".into()));
                 }
+                let id = i64::try_from(s.drill_reports.len()).unwrap_or(0) + 1;
+                let event_id = format!("drill-2026120412{id:04}");
+                let report = Self::sample_drill_report(
+                    id,
+                    &event_id,
+                    d.recorded.as_deref(),
+                    &s.failing_outputs,
+                );
+                s.drill_reports.push(report);
+                s.operations.push(op);
+                return Ok(serde_json::json!({ "ok": true, "event_id": event_id }));
             }
             Operation::SelfTest(t) => {
                 let readback = Self::self_test_refusal(&s, &t.output)?;

@@ -55,6 +55,7 @@
 mod appliance;
 mod assets;
 pub mod auth;
+mod drill_reports;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 mod history;
@@ -67,9 +68,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use appliance::{
-    Appliance, ApplianceError, AuditEntry, ConfirmTestRequest, DrillRequest, HistoryQuery,
-    Operation, OperationError, SelfTestRequest, SettingChange, SettingsCheck, SettingsDiff,
-    SettingsEdit, SettingsProblem, SettingsSaved, SettingsWhatIf,
+    Appliance, ApplianceError, AuditEntry, ConfirmTestRequest, DrillReportsQuery, DrillRequest,
+    HistoryQuery, Operation, OperationError, SelfTestRequest, SettingChange, SettingsCheck,
+    SettingsDiff, SettingsEdit, SettingsProblem, SettingsSaved, SettingsWhatIf,
 };
 pub use history::{CSV_ALERT_COLUMNS, CSV_TELEGRAM_COLUMNS, EXPORT_MAX_ROWS};
 pub use server::{ROUTES, RouteSpec};

@@ -102,13 +102,159 @@ fn history_export(table: &str) -> Value {
 pub fn document() -> Value {
     let mut doc = base_document();
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
-        for more in [operation_paths(), self_test_paths()] {
+        for more in [operation_paths(), self_test_paths(), drill_report_paths()] {
             if let Value::Object(more) = more {
                 paths.extend(more);
             }
         }
     }
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+        && let Value::Object(more) = drill_report_schemas()
+    {
+        schemas.extend(more);
+    }
     doc
+}
+
+/// The results a drill's channel can have.
+pub const DRILL_CHANNEL_RESULTS: &[&str] = &[
+    "ok",
+    "failed",
+    "not_observed",
+    "pending",
+    "not_triggered",
+    "not_included",
+];
+
+/// The results of a drill as a whole.
+pub const DRILL_RESULTS: &[&str] = &["ok", "failed", "in_progress", "pending", "nothing_operated"];
+
+/// `DrillReport` (and its parts) and `DrillSummary`: what `GET /api/drills/reports/{id}`
+/// and the list answer. The web UI's report page reads exactly these fields.
+fn drill_report_schemas() -> Value {
+    let time = json!({ "type": ["string", "null"], "format": "date-time" });
+    let observation = json!({ "type": "object", "required": ["at", "action", "ok", "latency_us", "detail"], "properties": {
+        "at": { "type": "string", "format": "date-time", "description": "When the output finished (or failed)." },
+        "action": { "type": "string" },
+        "ok": { "type": "boolean", "description": "Done as ordered." },
+        "latency_us": { "type": ["integer", "null"], "description": "From the engine's decision to the effect." },
+        "detail": { "type": ["string", "null"], "description": "What was done or why not (pin and read-back, clips, topic)." } } });
+    let header = |with_channels: bool| {
+        let mut required = vec![
+            "id",
+            "event_id",
+            "kind",
+            "recorded",
+            "recorded_title",
+            "started_at",
+            "ended_at",
+            "end",
+            "duration_ms",
+            "running",
+            "max_class",
+            "warning",
+            "reports",
+            "actions",
+            "operator",
+            "result",
+            "counts",
+            "appliance",
+            "settings",
+        ];
+        if with_channels {
+            required.push("channels");
+        }
+        let mut props = json!({
+            "id": { "type": "integer", "description": "The paging key (before_id)." },
+            "event_id": { "type": "string", "description": "The drill's event id: drill-<JST second> (synthetic), or the recorded event's id moved to the run's time (recorded)." },
+            "kind": { "enum": ["synthetic", "recorded"] },
+            "recorded": { "type": ["string", "null"], "description": "The recorded event replayed (GET /api/drills)." },
+            "recorded_title": { "type": ["object", "null"], "properties": { "ja": { "type": "string" }, "en": { "type": "string" } } },
+            "started_at": { "type": "string", "format": "date-time" },
+            "ended_at": time,
+            "end": { "type": ["string", "null"], "description": "cancel, expiry, reset, or interrupted (no ending recorded and no longer running)." },
+            "duration_ms": { "type": ["integer", "null"] },
+            "running": { "type": "boolean" },
+            "max_class": { "type": ["string", "null"] },
+            "warning": { "type": "boolean" },
+            "reports": { "type": "integer", "description": "Reports the engine accepted (recorded drills)." },
+            "actions": { "type": "integer" },
+            "operator": { "type": ["object", "null"], "description": "The audit entry that started it: at, who, action, detail (the client address).", "properties": {
+                "at": { "type": "string", "format": "date-time" }, "who": { "type": "string" }, "detail": { "type": ["string", "null"] } } },
+            "result": { "enum": DRILL_RESULTS, "description": "failed when any channel failed or was not observed; ok when at least one channel was observed working and none failed." },
+            "counts": { "type": "object", "description": "Channels per result.", "additionalProperties": { "type": "integer" } },
+            "appliance": { "type": "object", "description": "The appliance and its site: host, version, site {lat, lon, area_code, area_name}.", "properties": {
+                "host": { "type": "string" }, "version": { "type": "string" }, "site": { "type": ["object", "null"] } } },
+            "settings": { "type": ["object", "null"], "description": "The settings the channels are taken from: source (at_drill: the version in force then; current: the file now), revision, at." }
+        });
+        if with_channels && let Some(p) = props.as_object_mut() {
+            p.insert("channels".into(), json!({ "type": "array", "items": { "$ref": "#/components/schemas/DrillChannel" } }));
+        }
+        json!({ "type": "object", "required": required, "properties": props })
+    };
+    json!({
+        "DrillReport": header(true),
+        "DrillSummary": header(false),
+        "DrillChannel": { "type": "object",
+            "required": ["channel", "name", "readback", "excluded", "result", "problem", "expected", "unmatched", "evidence", "timings"],
+            "properties": {
+                "channel": { "type": "string", "description": "relay:N, audio, led, mqtt." },
+                "name": { "type": ["string", "null"] },
+                "readback": { "type": ["boolean", "null"], "description": "Relays: the contact is read back." },
+                "excluded": { "enum": ["disabled", "not_in_drills", "not_configured", null], "description": "Why it does not take part in drills." },
+                "result": { "enum": DRILL_CHANNEL_RESULTS, "description": "not_observed: an order has no recorded result (a failure, never ok)." },
+                "problem": { "type": ["string", "null"], "description": "Why it failed, or what was not observed." },
+                "expected": { "type": "array", "items": { "type": "object", "required": ["id", "at", "action", "cause", "serial", "what", "observed"], "properties": {
+                    "at": { "type": "string", "format": "date-time", "description": "The engine's decision." },
+                    "action": { "type": "string", "description": "on, off, announce, countdown, stop, led, publish." },
+                    "cause": { "type": "string" },
+                    "serial": { "type": ["integer", "null"] },
+                    "what": { "type": "object", "description": "pulse_ms, pattern, state, driving, seconds, text_ja, text_en, intensity_class when the action has them." },
+                    "observed": { "oneOf": [observation.clone(), { "type": "null" }] } } } },
+                "unmatched": { "type": "array", "items": observation },
+                "evidence": { "type": "array", "description": "What the drill proved (alarm evidence): method, ok, measurement_ms, detail.", "items": { "type": "object" } },
+                "timings": { "type": "object", "required": ["first_action_at", "last_action_at", "first_effect_at", "last_effect_at", "first_latency_us", "max_latency_us", "span_ms", "closed_ms", "played_ms"], "properties": {
+                    "first_action_at": time, "last_action_at": time, "first_effect_at": time, "last_effect_at": time,
+                    "first_latency_us": { "type": ["integer", "null"], "description": "Decision to effect of the first order." },
+                    "max_latency_us": { "type": ["integer", "null"] },
+                    "span_ms": { "type": ["integer", "null"], "description": "First order to last effect." },
+                    "closed_ms": { "type": ["integer", "null"], "description": "Relays: closed for." },
+                    "played_ms": { "type": ["number", "null"], "description": "Audio: played to its end." } } } } }
+    })
+}
+
+/// The drill report routes.
+fn drill_report_paths() -> Value {
+    json!({
+        "/api/drills/reports": { "get": {
+            "summary": "Past drills, newest first: each a drill report without its channels (the overall result and the counts per channel result). Not audited (reads only).",
+            "security": [{ "session": [] }],
+            "parameters": [
+                { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } },
+                { "name": "before_id", "in": "query", "description": "Keyset paging: drills with a smaller id (the previous page's next_before_id).", "schema": { "type": "integer", "minimum": 1 } }
+            ],
+            "responses": {
+                "200": { "description": "One page.", "content": { "application/json": { "schema": { "type": "object", "required": ["items", "next_before_id"], "properties": {
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/DrillSummary" } },
+                    "next_before_id": { "type": ["integer", "null"] } } } } } },
+                "400": error_response("A query parameter is invalid."),
+                "401": error_response("No session.")
+            }
+        } },
+        "/api/drills/reports/{event_id}": { "get": {
+            "summary": "One drill's report, the training record: every channel with what the engine ordered (expected, with decision times), what the output did and what was seen (observed: results and alarm evidence), the result (ok, failed, not observed, pending, not triggered, not included) and timings; the header with the appliance and site, the drill's kind and event, start and end, the operator from the audit trail and the overall result.",
+            "security": [{ "session": [] }],
+            "parameters": [{ "name": "event_id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" } }],
+            "responses": {
+                "200": { "description": "The report.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DrillReport" } } } },
+                "400": error_response("Not an event id."),
+                "401": error_response("No session."),
+                "404": error_response("No such drill in history (never was, or purged by retention).")
+            }
+        } }
+    })
 }
 
 /// `output` of a self-test: its one accepted form.
@@ -228,7 +374,7 @@ fn operation_paths() -> Value {
                     "confirm": { "type": "boolean", "description": "Must be true: contacts may operate real equipment." },
                     "recorded": { "type": "string" }, "class": { "type": "string" }, "seconds": { "type": "integer", "minimum": 1, "maximum": 120 }, "warning": { "type": "boolean" } } } } } },
                 "responses": {
-                    "200": { "description": "Started." },
+                    "200": { "description": "Started: `event_id` names the drill (its report: GET /api/drills/reports/{event_id}).", "content": { "application/json": { "schema": { "type": "object", "required": ["ok", "event_id"], "properties": { "ok": { "const": true }, "event_id": { "type": "string" } } } } } },
                     "400": error_response("No confirmation (`confirm_required`), neither or both of recorded and class, an unknown event or class."),
                     "401": error_response("No session."),
                     "403": error_response("Missing or wrong CSRF token."),

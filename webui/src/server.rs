@@ -65,6 +65,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/history.js", false, true),
     route("GET", "/tests.js", false, true),
     route("GET", "/system.js", false, true),
+    route("GET", "/drill-report.js", false, true),
     route("GET", "/favicon.svg", false, true),
     route("GET", "/favicon.ico", false, true),
     route("GET", "/app.css", false, true),
@@ -90,6 +91,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/system/logs", true, false),
     route("GET", "/api/system/config", true, false),
     route("GET", "/api/drills", true, false),
+    route("GET", "/api/drills/reports", true, false),
+    route("GET", "/api/drills/reports/{event_id}", true, false),
     route("POST", "/api/drill", true, false),
     route("GET", "/api/selftests", true, false),
     route("POST", "/api/selftest", true, false),
@@ -269,6 +272,8 @@ fn method_router<A: Appliance>(method: &str, path: &str) -> MethodRouter<AppStat
         ("GET", "/api/system/logs") => return get(system_logs::<A>),
         ("GET", "/api/system/config") => return get(system_config::<A>),
         ("GET", "/api/drills") => return get(drills::<A>),
+        ("GET", "/api/drills/reports") => return get(crate::drill_reports::list::<A>),
+        ("GET", "/api/drills/reports/{event_id}") => return get(crate::drill_reports::one::<A>),
         ("POST", "/api/drill") => return post(drill::<A>),
         ("GET", "/api/selftests") => return get(self_tests::<A>),
         ("POST", "/api/selftest") => return post(self_test::<A>),
@@ -713,6 +718,22 @@ async fn events<A: Appliance>(
 
 // ---------------------------------------------------------------- history
 
+/// A page's `limit`: 1 to `max`.
+pub(crate) fn parse_limit(v: &str, max: u32) -> Result<u32, String> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("limit must be a whole number from 1 to {max}"))
+}
+
+/// A page's `before_id`: a positive id.
+pub(crate) fn parse_before_id(v: &str) -> Result<i64, String> {
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "before_id must be a positive whole number".to_owned())
+}
+
 /// Map and validate the common history query parameters (the handlers, and the
 /// parameters of one table, are in `history.rs`).
 pub(crate) fn parse_history_query(
@@ -721,26 +742,8 @@ pub(crate) fn parse_history_query(
     let mut q = HistoryQuery::default();
     for (k, v) in params {
         match k.as_str() {
-            "limit" => {
-                q.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=HistoryQuery::MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        format!(
-                            "limit must be a whole number from 1 to {}",
-                            HistoryQuery::MAX_LIMIT
-                        )
-                    })?;
-            }
-            "before_id" => {
-                q.before_id = Some(
-                    v.parse::<i64>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or("before_id must be a positive whole number")?,
-                );
-            }
+            "limit" => q.limit = parse_limit(v, HistoryQuery::MAX_LIMIT)?,
+            "before_id" => q.before_id = Some(parse_before_id(v)?),
             "event_id" => {
                 let ok = (1..=64).contains(&v.len())
                     && v.bytes()
@@ -1165,8 +1168,19 @@ async fn operate<A: Appliance>(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     match shared.appliance.operate(op).await {
         Ok(v) => {
+            // A drill names its event, so its report finds who started it.
+            let event = v
+                .get("event_id")
+                .and_then(serde_json::Value::as_str)
+                .filter(|e| crate::drill_reports::valid_event_id(e))
+                .map(|e| format!(" (event {e})"))
+                .unwrap_or_default();
             shared
-                .audit(action, "admin", format!("{what} {}", client.describe()))
+                .audit(
+                    action,
+                    "admin",
+                    format!("{what}{event} {}", client.describe()),
+                )
                 .await;
             Ok(Json(v))
         }

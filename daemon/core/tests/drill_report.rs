@@ -78,3 +78,53 @@ fn no_drill_when_drills_are_not_allowed() {
     assert_eq!(step.decisions[0].outcome, "drill_disabled");
     assert!(engine.current_alarm().is_none());
 }
+
+/// A synthetic drill is named after the JST second it started, so its id stays its own in
+/// history (the drill report's key) across restarts of the daemon's tasks; a second one
+/// in the same second gets a suffix, and every action carries the drill's id.
+#[test]
+fn synthetic_drills_are_named_after_their_start_and_never_share_an_id() {
+    use eew_core::engine::{Command, DrillSpec};
+    let now = osaka_warning().issued_at.unwrap();
+    let mut engine = Engine::new(settings(true));
+    let drill = |engine: &mut Engine, at| {
+        let step = engine.step(
+            Input::Command(Command::Drill(DrillSpec {
+                class: eew_core::Intensity::FiveLower,
+                seconds: 20,
+                long_period_class: None,
+                warning: false,
+            })),
+            at,
+        );
+        let started: Vec<&Option<String>> = step
+            .decisions
+            .iter()
+            .filter(|d| d.outcome == "drill_started")
+            .map(|d| &d.event_id)
+            .collect();
+        let [Some(id)] = started.as_slice() else {
+            panic!("one drill started: {:?}", step.decisions)
+        };
+        assert!(!step.actions.is_empty());
+        assert!(
+            step.actions
+                .iter()
+                .all(|a| a.event_id.as_deref() == Some(id.as_str())),
+            "{:?}",
+            step.actions
+        );
+        id.clone()
+    };
+    let stamp = now.0.format("%Y%m%d%H%M%S").to_string();
+    let first = drill(&mut engine, now);
+    assert_eq!(first, format!("drill-{stamp}"));
+    let second = drill(&mut engine, now);
+    assert_eq!(second, format!("drill-{stamp}-2"));
+    // A new engine (the daemon's tasks restarted) a second later: its own id again.
+    let mut restarted = Engine::new(settings(true));
+    let later = eew_core::JstTime(now.0 + chrono::TimeDelta::seconds(1));
+    let third = drill(&mut restarted, later);
+    assert_eq!(third, format!("drill-{}", later.0.format("%Y%m%d%H%M%S")));
+    assert_ne!(third, first);
+}

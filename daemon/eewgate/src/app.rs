@@ -346,10 +346,10 @@ async fn run_generation(
     };
     // Audio and MQTT: each its own task and queue too; a sound card or broker that is
     // missing is an output fault on the status model, never a reason not to start.
-    let audio_tx = crate::audio::spawn(&mut sup, &cfg.audio, &ctx)?;
+    let (audio_tx, audio_probe) = crate::audio::spawn(&mut sup, &cfg.audio, &ctx)?;
     let mqtt_tx = crate::mqtt::spawn(&mut sup, &cfg.mqtt, &ctx)?;
     let router = crate::outputs::spawn(&mut sup, relays, led, &ctx, out_tx)
-        .with_audio(audio_tx)
+        .with_audio(audio_tx, audio_probe)
         .with_mqtt(mqtt_tx, cfg.mqtt.enabled);
 
     // The web UI reads the status model and history and audits into history; it starts
@@ -1172,6 +1172,13 @@ impl Core {
                 }
             }
             ProbeRequest::RelayIdle(id) => self.outputs.check_idle(id).err(),
+            ProbeRequest::Audio => {
+                if self.engine.running_alarms().is_empty() {
+                    self.outputs.probe_audio().err()
+                } else {
+                    Some("alert_in_progress")
+                }
+            }
             ProbeRequest::RelayPulse(id) => {
                 self.outputs.mark_probe(id);
                 let step = self.engine.step(

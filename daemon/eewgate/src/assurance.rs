@@ -41,12 +41,20 @@ pub struct AssuranceConfig {
     pub mqtt_probe_every: Duration,
     /// How often each contact with a read-back is probed.
     pub relay_probe_every: Duration,
+    /// How often the audio output plays its probe tone (in the same window); `None`: never.
+    pub audio_probe_every: Option<Duration>,
     /// When contacts may be probed (JST); any time when `None`.
     pub relay_probe_window: Option<Window>,
+    /// Contacts are not probed by the schedule this soon after a start: a restart (after a
+    /// power cut, perhaps by an earthquake) operates nothing by itself, and the installer
+    /// starting the appliance in the window is not surprised. A settings change's probes
+    /// do not wait.
+    pub start_delay: Duration,
     /// How long an operator's confirmation keeps a channel trusted.
     pub operator_max_age: Duration,
     /// How often JMA's delivery test is expected over the links; `None`: not aged.
-    /// Unset: hourly when a DM-D.S.S link is configured (VXSE42), else not aged.
+    /// Unset: hourly when a DM-D.S.S link asks for VXSE42 with `test = "including"`, else
+    /// not aged.
     pub delivery_test_every: Option<Duration>,
     /// A channel's limit set outright (`"relay:1" = 86400`), for every method.
     pub max_age: BTreeMap<String, Duration>,
@@ -60,7 +68,9 @@ impl Default for AssuranceConfig {
             enabled: true,
             mqtt_probe_every: Duration::from_secs(300),
             relay_probe_every: Duration::from_secs(86_400),
+            audio_probe_every: Some(Duration::from_secs(86_400)),
             relay_probe_window: Window::parse("03:00-04:00"),
+            start_delay: Duration::from_secs(300),
             operator_max_age: Duration::from_secs(31 * 86_400),
             delivery_test_every: None,
             max_age: BTreeMap::new(),
@@ -73,7 +83,9 @@ const KEYS: &[&str] = &[
     "enabled",
     "mqtt_probe_every_s",
     "relay_probe_every_h",
+    "audio_probe_every_h",
     "relay_probe_window",
+    "start_delay_s",
     "operator_max_age_days",
     "delivery_test_every_s",
     "max_age_s",
@@ -113,6 +125,11 @@ pub(crate) fn section(w: &mut Walker, table: &Table, base: &std::path::Path) -> 
     {
         out.relay_probe_every = Duration::from_secs(u64::from(h) * 3600);
     }
+    if let Some((p, v)) = w.get(t, path, "audio_probe_every_h")
+        && let Some(h) = w.u32_in(&p, v, 0, 24 * 31)
+    {
+        out.audio_probe_every = (h > 0).then(|| Duration::from_secs(u64::from(h) * 3600));
+    }
     if let Some((p, v)) = w.get(t, path, "relay_probe_window")
         && let Some(s) = w.str_at(&p, v)
     {
@@ -127,6 +144,11 @@ pub(crate) fn section(w: &mut Walker, table: &Table, base: &std::path::Path) -> 
                 ),
             }
         }
+    }
+    if let Some((p, v)) = w.get(t, path, "start_delay_s")
+        && let Some(s) = w.u32_in(&p, v, 0, 3600)
+    {
+        out.start_delay = Duration::from_secs(u64::from(s));
     }
     if let Some((p, v)) = w.get(t, path, "operator_max_age_days")
         && let Some(d) = w.u32_in(&p, v, 1, 400)
@@ -199,10 +221,13 @@ pub(crate) fn channels(cfg: &DaemonConfig) -> Vec<(Channel, Option<RelayProbe>)>
             None,
         ));
     }
-    let dmdata = cfg
-        .links
-        .iter()
-        .any(|l| matches!(l.kind, LinkKind::Dmdata { .. }));
+    // Only a DM-D.S.S link that asks for VXSE42 and takes test telegrams receives JMA's
+    // hourly delivery test; any other set-up names its interval or is not aged.
+    let dmdata = cfg.links.iter().any(|l| {
+        matches!(&l.kind, LinkKind::Dmdata { test, types, .. }
+            if *test == crate::config::DmdataTest::Including
+                && types.iter().any(|t| t == "VXSE42"))
+    });
     let expected = a
         .delivery_test_every
         .or(dmdata.then_some(DMDATA_DELIVERY_TEST_EVERY));
@@ -298,6 +323,8 @@ pub enum ProbeRequest {
     RelayPulse(u8),
     /// A read-back check of a released contact.
     RelayIdle(u8),
+    /// The audio output's low-level probe tone.
+    Audio,
 }
 
 impl ProbeRequest {
@@ -305,6 +332,7 @@ impl ProbeRequest {
     pub fn channel(&self) -> String {
         match self {
             ProbeRequest::Mqtt => "mqtt".into(),
+            ProbeRequest::Audio => "audio".into(),
             ProbeRequest::RelayPulse(id) | ProbeRequest::RelayIdle(id) => format!("relay:{id}"),
         }
     }
@@ -330,6 +358,8 @@ struct Task {
     device_id: String,
     /// (probe, its schedule, its last attempt).
     probes: Vec<(ProbeRequest, Schedule, Option<DateTime<Utc>>)>,
+    /// Scheduled contact probes wait until then (`start_delay`).
+    relays_from: DateTime<Utc>,
     /// Last time the continuous checks were recorded.
     monitored: Option<DateTime<Utc>>,
     w: Wiring,
@@ -393,12 +423,23 @@ pub(crate) fn spawn(sup: &mut crate::supervisor::Supervisor, cfg: &DaemonConfig,
         },
         None => None,
     };
+    if let Some(every) = cfg.assurance.audio_probe_every
+        && cfg.settings.outputs.audio.enabled
+        && cfg.audio.backend != crate::audio::AudioBackend::Null
+    {
+        let schedule = Schedule {
+            every: delta(every),
+            window: cfg.assurance.relay_probe_window,
+        };
+        probes.push((ProbeRequest::Audio, schedule, last_proof("audio", "device")));
+    }
     let task = Task {
         notify,
         device_id: cfg.mqtt.device_id_or_default(),
         policies: policies(cfg),
         after_change,
         started,
+        relays_from: started + delta(cfg.assurance.start_delay),
         probes,
         monitored: None,
         w,
@@ -453,7 +494,8 @@ impl Task {
             }
             let jst = now_jst();
             for (req, schedule, last) in &mut self.probes {
-                if schedule.due(*last, jst) {
+                let held = *req != ProbeRequest::Mqtt && now < self.relays_from;
+                if !held && schedule.due(*last, jst) {
                     *last = Some(now);
                     tracing::info!(output = %req.channel(), "scheduled probe");
                     if self.w.commands.try_send(CoreCommand::Probe(*req)).is_err() {
@@ -673,6 +715,11 @@ mod tests {
         assert_eq!(a.relay_probe_every, Duration::from_secs(86_400));
         assert_eq!(a.relay_probe_window, Window::parse("03:00-04:00"));
         assert_eq!(a.operator_max_age, Duration::from_secs(31 * 86_400));
+        assert_eq!(
+            a.start_delay,
+            Duration::from_secs(300),
+            "a restart operates nothing at once"
+        );
     }
 
     #[test]
@@ -734,6 +781,40 @@ mod tests {
             "{:?}",
             crate::settings_edit::diff(&old.text, &new.text)
         );
+    }
+
+    #[test]
+    fn delivery_tests_are_expected_only_from_a_link_that_receives_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("eewgate-assurance-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("dmdata.key");
+        std::fs::write(&key, "AKe.example-key\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = |extra: &str| {
+            format!("[[links.dmdata]]\nname = \"dmdata\"\napi_key_file = {key:?}\n{extra}")
+        };
+        let upstream = |extra: &str| {
+            let cfg = parse(&link(extra)).unwrap();
+            policies(&cfg).into_iter().find(|p| p.channel == "upstream")
+        };
+        assert_eq!(
+            upstream(""),
+            None,
+            "the default types do not include VXSE42"
+        );
+        assert_eq!(
+            upstream("types = [\"VXSE42\", \"VXSE45\"]\n"),
+            None,
+            "test telegrams are not asked for"
+        );
+        let p = upstream("types = [\"VXSE42\", \"VXSE45\"]\ntest = \"including\"\n")
+            .expect("hourly delivery tests are expected");
+        assert_eq!(
+            p.accepts,
+            vec![("delivery_test".to_owned(), TimeDelta::hours(3))]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

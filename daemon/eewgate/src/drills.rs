@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use eew_core::{JstTime, Report};
+use eew_core::{EventId, JstTime, Report};
 
 /// Embeds corpus files by name (provenance: daemon/core/tests/fixtures/telegrams/index.csv).
 macro_rules! fixtures {
@@ -104,6 +104,11 @@ pub const MAX_GAP: Duration = Duration::from_secs(10);
 
 /// A drill's plan: each report with its delay after the start, its times shifted so the
 /// first report is issued at `now` (so arrival countdowns run as they did).
+///
+/// The event id is shifted too (the recorded id's date and time moved like the origin
+/// time, still 14 digits): every run of a recorded event is an event of its own, so a
+/// second run within the hour is not taken for a repeat of the first (the engine drops
+/// serials it has seen), and its drill report, keyed by the event id, is its own.
 pub fn plan(recorded: &Recorded, now: JstTime) -> Result<Vec<(Duration, Report)>, String> {
     let mut reports = Vec::with_capacity(recorded.telegrams.len());
     for (name, bytes) in recorded.telegrams {
@@ -117,6 +122,9 @@ pub fn plan(recorded: &Recorded, now: JstTime) -> Result<Vec<(Duration, Report)>
         ));
     };
     let shift = now.0.signed_duration_since(first.0);
+    let run_id = reports
+        .first()
+        .and_then(|r| run_event_id(&r.event_id, shift, now));
     let mut at = Duration::ZERO;
     let mut prev = first;
     let mut out = Vec::with_capacity(reports.len());
@@ -134,9 +142,22 @@ pub fn plan(recorded: &Recorded, now: JstTime) -> Result<Vec<(Duration, Report)>
         let planned = shift + TimeDelta::from_std(at).unwrap_or(TimeDelta::zero())
             - issued.0.signed_duration_since(first.0);
         r.shift_times(planned);
+        if let Some(id) = &run_id {
+            r.event_id = id.clone();
+        }
         out.push((at, r));
     }
     Ok(out)
+}
+
+/// The event id of one run: the recorded id's time moved by `shift` (or `now` when the
+/// recorded id is not a time), as JMA writes it (yyyymmddhhmmss, JST).
+fn run_event_id(recorded: &EventId, shift: TimeDelta, now: JstTime) -> Option<EventId> {
+    let at = recorded
+        .time()
+        .and_then(|t| t.0.checked_add_signed(shift))
+        .unwrap_or(now.0);
+    EventId::parse(&at.format("%Y%m%d%H%M%S").to_string())
 }
 
 #[cfg(test)]
@@ -169,6 +190,25 @@ mod tests {
                 .map(|(_, r)| r.event_id.as_str().to_owned())
                 .collect();
             assert_eq!(ids.len(), 1, "{}: one event", rec.id);
+            // The run's own id: the recorded one moved like the times.
+            let original = eew_core::parse(rec.telegrams[0].1).unwrap().event_id;
+            let moved = original.time().unwrap().0 + (now.0 - first_issued(rec));
+            let expect = moved.format("%Y%m%d%H%M%S").to_string();
+            assert!(ids.contains(&expect), "{}: {ids:?} is not {expect}", rec.id);
+            assert!(!ids.contains(original.as_str()), "{}", rec.id);
         }
+        // Two runs a second apart are two events.
+        let later = JstTime(now.0 + TimeDelta::seconds(1));
+        let a = plan(&RECORDED[0], now).unwrap();
+        let b = plan(&RECORDED[0], later).unwrap();
+        assert_ne!(a[0].1.event_id, b[0].1.event_id);
+    }
+
+    fn first_issued(rec: &Recorded) -> chrono::DateTime<chrono::FixedOffset> {
+        eew_core::parse(rec.telegrams[0].1)
+            .unwrap()
+            .issued_at
+            .unwrap()
+            .0
     }
 }

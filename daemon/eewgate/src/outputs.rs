@@ -162,6 +162,8 @@ pub(crate) struct Router {
     probing: Probing,
     led: Option<mpsc::Sender<Action>>,
     audio: Option<mpsc::Sender<Action>>,
+    /// The audio output's probe tone (none on the null sink).
+    audio_probe: Option<crate::audio::AudioProbe>,
     mqtt: Option<mpsc::Sender<MqttInput>>,
     /// Whether the MQTT output wants every report and decision (it is enabled).
     mqtt_feed: bool,
@@ -177,9 +179,22 @@ fn send_error<T>(output: &str, e: &mpsc::error::TrySendError<T>) -> String {
 
 impl Router {
     /// Adds the audio output's queue.
-    pub(crate) fn with_audio(mut self, tx: mpsc::Sender<Action>) -> Self {
+    pub(crate) fn with_audio(
+        mut self,
+        tx: mpsc::Sender<Action>,
+        probe: Option<crate::audio::AudioProbe>,
+    ) -> Self {
         self.audio = Some(tx);
+        self.audio_probe = probe;
         self
+    }
+
+    /// Asks the audio output for its probe tone; why not as a stable code.
+    pub(crate) fn probe_audio(&self) -> Result<(), &'static str> {
+        match &self.audio_probe {
+            Some(p) => p.request(),
+            None => Err("null_sink"),
+        }
     }
 
     /// Adds the MQTT output's queue; `feed`: it also gets every report and decision.
@@ -304,6 +319,7 @@ pub(crate) fn spawn(
         probing,
         led,
         audio: None,
+        audio_probe: None,
         mqtt: None,
         mqtt_feed: false,
         rest,
@@ -442,6 +458,15 @@ impl Ctx {
     }
 }
 
+/// A short delay for people: `850 µs`, `3.2 ms`.
+pub(crate) fn short_duration(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else {
+        format!("{:.1} ms", ms(d))
+    }
+}
+
 /// Milliseconds of a duration, for evidence.
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -560,11 +585,19 @@ async fn relay_task(mut r: RelayDriver, mut inputs: RelayInputs, ctx: Ctx) -> an
             },
         };
         test = relay_evidence(&r, &a, closed, &followed, test, &inputs.probing, &ctx);
-        let problem = followed.err();
-        let detail = match &problem {
-            Some(p) => p.clone(),
-            None => format!("pin {} level {}", r.pins.pin, u8::from(level)),
+        // What was seen, for history (and the drill report): the pin, and the read-back's
+        // delay or that there is none to see.
+        let detail = match &followed {
+            Err(p) => p.clone(),
+            Ok(Some(delay)) => format!(
+                "pin {} level {}; read-back followed in {}",
+                r.pins.pin,
+                u8::from(level),
+                short_duration(*delay)
+            ),
+            Ok(None) => format!("pin {} level {}; no read-back", r.pins.pin, u8::from(level)),
         };
+        let problem = followed.err();
         ctx.record_result(
             &r.label,
             &a,
@@ -733,6 +766,17 @@ async fn readback(
     }
 }
 
+/// The engine's LED pattern by its code (as in the action's JSON).
+fn led_pattern_name(p: LedPattern) -> &'static str {
+    match p {
+        LedPattern::LampTest => "lamp_test",
+        LedPattern::Normal => "normal",
+        LedPattern::Fault => "fault",
+        LedPattern::Exercise => "exercise",
+        LedPattern::Alert => "alert",
+    }
+}
+
 fn led_name(s: LedState) -> &'static str {
     match s {
         LedState::Normal => "normal",
@@ -761,6 +805,10 @@ async fn led_task(
     let mut watching = true;
     // A lamp test under way: when it ends, and whether every colour could be set.
     let mut lamp: Option<(tokio::time::Instant, bool)> = None;
+    // Whether the last frame's pins could all be set, and the actions taken since the
+    // last pass (their results are recorded once the frame they lead to is shown).
+    let mut shown_ok = true;
+    let mut taken: Vec<Action> = Vec::new();
     loop {
         let now = tokio::time::Instant::now();
         if let Some((end, pins_ok)) = lamp
@@ -809,7 +857,9 @@ async fn led_task(
         if next <= now
             && let Some((c, d)) = cycle.get(idx).copied()
         {
-            if let Err(err) = led.show(c) {
+            let set = led.show(c);
+            shown_ok = set.is_ok();
+            if let Err(err) = set {
                 tracing::warn!(error = %err, "led pin could not be set");
                 if let Some((_, ok)) = lamp.as_mut() {
                     *ok = false;
@@ -821,6 +871,30 @@ async fn led_task(
                 now + Duration::from_secs(86_400)
             };
             idx = (idx + 1) % cycle.len();
+        }
+        // What the LED did with each action (history, the drill report): the pattern it
+        // now shows — a fault or a real alert outranks the engine's pattern — and whether
+        // its pins could be set. Nothing reads the LED back.
+        for a in taken.drain(..) {
+            let ordered = match a.kind {
+                ActionKind::Led { pattern } => led_pattern_name(pattern),
+                _ => "none",
+            };
+            let detail = if shown_ok {
+                format!(
+                    "pattern {ordered}; the LED shows {} (no read-back: seen by a person only)",
+                    led_name(st)
+                )
+            } else {
+                format!("fault: a pin of the LED could not be set (pattern {ordered})")
+            };
+            ctx.record_result(
+                "led",
+                &a,
+                shown_ok,
+                Some(since_decision_us(&a)),
+                Some(detail),
+            );
         }
         tokio::select! {
             () = ctx.cancel.cancelled() => {
@@ -848,6 +922,7 @@ async fn led_task(
                     {
                         p.send(v);
                     }
+                    taken.push(a);
                 }
                 None => return Ok(()),
             },

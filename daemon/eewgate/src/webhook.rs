@@ -2,7 +2,7 @@
 //! overdue or failed, a link down, the clock, storage) POSTed as JSON to a webhook
 //! (`[assurance.webhook]`), so a facility manager hears of a silent failure without
 //! looking at the dashboard (issue 7). HTTP/1.1 over hyper, HTTPS with rustls (ring,
-//! Mozilla's roots) — the same stack as the DM-D.S.S ticket request; plain `http://`
+//! Mozilla's roots) — `crate::system::http`, shared with the DM-D.S.S ticket request; plain `http://`
 //! is allowed for a building's own LAN service.
 //!
 //! Never on the alarm path: one task, a bounded queue (a full queue drops the oldest
@@ -10,13 +10,11 @@
 //! the log and on the event lines.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use eew_core::settings::Walker;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use toml::Table;
@@ -61,32 +59,12 @@ pub struct Target {
 impl Target {
     /// Parses and checks a URL: http(s), a host, no credentials.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let uri: hyper::Uri = s
-            .trim()
-            .parse()
-            .map_err(|e| format!("{s:?} is not a URL: {e}"))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(format!("{s:?} must start with https:// (or http://)")),
-        };
-        let Some(authority) = uri.authority() else {
-            return Err(format!("{s:?} names no host"));
-        };
-        if authority.as_str().contains('@') {
-            return Err(format!(
-                "{s:?} must not carry credentials; put a token in token_file"
-            ));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if host.is_empty() {
-            return Err(format!("{s:?} names no host"));
-        }
-        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let crate::system::http::HttpUrl {
+            tls,
+            host,
+            port,
+            uri,
+        } = crate::system::http::HttpUrl::parse(s, "put a token in token_file")?;
         let path = uri
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
@@ -103,17 +81,7 @@ impl Target {
     }
 
     fn authority(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        crate::system::http::authority(self.tls, &self.host, self.port)
     }
 }
 
@@ -257,65 +225,19 @@ async fn post(target: &Target, token: Option<&str>, body: Vec<u8>) -> anyhow::Re
         if target.tls {
             let name = rustls::pki_types::ServerName::try_from(target.host.clone())
                 .with_context(|| format!("{} is not a valid TLS server name", target.host))?;
-            let tls = tokio_rustls::TlsConnector::from(tls_config()?)
+            let tls = tokio_rustls::TlsConnector::from(crate::system::http::tls_config(true)?)
                 .connect(name, tcp)
                 .await
                 .with_context(|| format!("TLS with {}", target.host))?;
-            send(tls, request).await
+            crate::system::http::exchange(tls, request, MAX_RESPONSE).await
         } else {
-            send(tcp, request).await
+            crate::system::http::exchange(tcp, request, MAX_RESPONSE).await
         }
     };
-    tokio::time::timeout(TIMEOUT, attempt)
+    let (status, _body) = tokio::time::timeout(TIMEOUT, attempt)
         .await
-        .map_err(|_| anyhow!("no answer within {TIMEOUT:?}"))?
-}
-
-async fn send<S>(
-    stream: S,
-    request: hyper::Request<http_body_util::Full<hyper::body::Bytes>>,
-) -> anyhow::Result<u16>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    use http_body_util::BodyExt as _;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(conn);
-    let result = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        // Read (a bounded part of) the body so the server sees a complete exchange.
-        let _ = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
-            .collect()
-            .await;
-        Ok(status)
-    }
-    .await;
-    driver.abort();
-    result
-}
-
-/// rustls with ring and Mozilla's roots, once per process.
-fn tls_config() -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Ok(Arc::new(config))
-        })
-        .clone()
-        .map_err(|e| anyhow!("TLS setup failed: {e}"))
+        .map_err(|_| anyhow!("no answer within {TIMEOUT:?}"))??;
+    Ok(status)
 }
 
 #[cfg(test)]

@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeDelta};
 use eew_core::Intensity;
-use eew_core::engine::{Command, Decision, DrillSpec, OutputId};
+use eew_core::engine::{Command, Decision, DrillSpec, Label, OutputId};
 use eew_core::settings::Walker;
 use eewgate_webui::{
-    Appliance, ApplianceError, AuditEntry, ConfirmTestRequest, HistoryQuery, Operation,
-    OperationError, Options, SelfTestRequest, SettingsCheck, SettingsDiff, SettingsEdit,
+    Appliance, ApplianceError, AuditEntry, ConfirmTestRequest, DrillReportsQuery, HistoryQuery,
+    Operation, OperationError, Options, SelfTestRequest, SettingsCheck, SettingsDiff, SettingsEdit,
     SettingsProblem, SettingsSaved, SettingsWhatIf, WebUi,
 };
 use serde_json::{Value, json};
@@ -29,7 +29,9 @@ use toml::Table;
 use crate::app::EventPrinter;
 use crate::settings_edit;
 use crate::status::Status;
-use crate::store::{AuditRecord, FaultRecord, HistoryWriter, PageQuery, Record, Store};
+use crate::store::{
+    AuditRecord, DrillChannel, Exclusion, FaultRecord, HistoryWriter, PageQuery, Record, Store,
+};
 use crate::supervisor::Supervisor;
 use crate::system::clock::now_utc;
 
@@ -494,6 +496,145 @@ impl DaemonAppliance {
         Ok(SettingsWhatIf { check, previews })
     }
 
+    /// The history writer of the tasks running now, if any.
+    fn history_writer(&self) -> Option<HistoryWriter> {
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The report of one drill as the API gives it: the store's report over the channels
+    /// of the settings in force at the drill, with the appliance, its site, the recorded
+    /// event's title and which settings the channels come from.
+    async fn drill_report_json(
+        &self,
+        store: &Store,
+        event_id: &str,
+        cache: &mut DrillSettingsCache,
+    ) -> Result<Option<Value>, ApplianceError> {
+        let running = self.drill_running(event_id);
+        let now = now_utc();
+        // What history holds, then the channels of the settings in force at its start.
+        let Some(records) = store
+            .drill_records(event_id, running, now)
+            .await
+            .map_err(|e| failed("reading the drill", e))?
+        else {
+            return Ok(None);
+        };
+        let started = records
+            .decisions
+            .first()
+            .map_or(records.run.first_at, |d| d.0)
+            .0
+            .to_utc()
+            .min(records.run.first_at.0.to_utc());
+        let settings = self.drill_settings(store, started, cache).await?;
+        let report =
+            crate::store::assemble_drill_report(&records, &settings.channels, running, now);
+        let mut v = serde_json::to_value(&report).map_err(|e| failed("drill report", e))?;
+        let title = report.recorded.as_deref().and_then(|id| {
+            crate::drills::RECORDED
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| json!({"ja": r.title_ja, "en": r.title_en}))
+        });
+        if let Value::Object(m) = &mut v {
+            m.insert("recorded_title".into(), title.unwrap_or(Value::Null));
+            m.insert(
+                "appliance".into(),
+                json!({
+                    "host": host_name(),
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "site": settings.site,
+                }),
+            );
+            m.insert("settings".into(), settings.source.clone());
+        }
+        Ok(Some(v))
+    }
+
+    /// Whether the engine still runs the drill `event_id` (the status model's running
+    /// alarms).
+    fn drill_running(&self, event_id: &str) -> bool {
+        self.status
+            .borrow()
+            .get("alert")
+            .and_then(|a| a.get("running"))
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|e| e.as_str() == Some(event_id)))
+    }
+
+    /// The channels (and site) of the settings in force at `at`: the stored version of
+    /// that time when it still reads, else the file as it is now.
+    async fn drill_settings(
+        &self,
+        store: &Store,
+        at: chrono::DateTime<chrono::Utc>,
+        cache: &mut DrillSettingsCache,
+    ) -> Result<Arc<DrillSettings>, ApplianceError> {
+        let stored = store
+            .config_at(at)
+            .await
+            .map_err(|e| failed("reading the settings of the drill", e))?;
+        let key = stored.as_ref().map_or(-1, |c| c.id);
+        if let Some(s) = cache.0.get(&key) {
+            return Ok(Arc::clone(s));
+        }
+        let base = self
+            .settings
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let then = match &stored {
+            Some(row) => {
+                let (text, base) = (row.text.clone(), base.clone());
+                tokio::task::spawn_blocking(move || crate::config::parse_daemon(&text, &base).ok())
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|cfg| {
+                        (
+                            cfg,
+                            "at_drill",
+                            row.sha256.get(..12).map(str::to_owned),
+                            Some(row.at),
+                        )
+                    })
+            }
+            None => None,
+        };
+        let chosen = match then {
+            Some(t) => Some(t),
+            None => self.daemon_config().await.map(|cfg| {
+                let revision = settings_edit::revision(&cfg.text);
+                (cfg, "current", Some(revision), None)
+            }),
+        };
+        let settings = Arc::new(match chosen {
+            Some((cfg, source, revision, since)) => DrillSettings {
+                channels: drill_channels(&cfg),
+                site: json!({
+                    "lat": cfg.settings.site.lat,
+                    "lon": cfg.settings.site.lon,
+                    "area_code": cfg.settings.site.area_code,
+                    "area_name": eew_core::codes::FORECAST_AREA.name(&cfg.settings.site.area_code),
+                }),
+                source: json!({"source": source, "revision": revision, "at": since}),
+            },
+            None => DrillSettings {
+                channels: Vec::new(),
+                site: Value::Null,
+                source: Value::Null,
+            },
+        });
+        cache.0.insert(key, Arc::clone(&settings));
+        Ok(settings)
+    }
+
     async fn store(&self) -> Result<&Store, ApplianceError> {
         self.store
             .get_or_try_init(|| Store::open_read_only(&self.db))
@@ -880,7 +1021,7 @@ impl Appliance for DaemonAppliance {
                     });
                 }
                 if let Some(id) = &req.recorded {
-                    return start_recorded_drill(tx, id);
+                    return start_recorded_drill(tx, id, self.history_writer());
                 }
                 let class = req
                     .class
@@ -920,17 +1061,45 @@ impl Appliance for DaemonAppliance {
                 message: "drills are not allowed by the settings (alert.drill = false)".into(),
             });
         }
-        Ok(json!({"ok": true, "decisions": decisions}))
+        // A drill names its event: the key of its report.
+        let event_id = decisions
+            .iter()
+            .find(|d| d.outcome == "drill_started")
+            .and_then(|d| d.event_id.clone());
+        Ok(json!({"ok": true, "decisions": decisions, "event_id": event_id}))
+    }
+
+    async fn drill_reports(&self, query: DrillReportsQuery) -> Result<Vec<Value>, ApplianceError> {
+        let store = self.store().await?;
+        let runs = store
+            .drills(query.before_id, query.limit)
+            .await
+            .map_err(|e| failed("reading the drills", e))?;
+        let mut cache = DrillSettingsCache::default();
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs {
+            if let Some(mut report) = self
+                .drill_report_json(store, &run.event_id, &mut cache)
+                .await?
+            {
+                if let Value::Object(m) = &mut report {
+                    m.remove("channels");
+                }
+                out.push(report);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn drill_report(&self, event_id: String) -> Result<Option<Value>, ApplianceError> {
+        let store = self.store().await?;
+        self.drill_report_json(store, &event_id, &mut DrillSettingsCache::default())
+            .await
     }
 
     async fn audit(&self, entry: AuditEntry) -> Result<(), ApplianceError> {
         tracing::info!(who = %entry.who, action = %entry.action, detail = %entry.detail, "audit");
-        let history = self
-            .history
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let Some(history) = history else {
+        let Some(history) = self.history_writer() else {
             return Ok(());
         };
         history
@@ -942,6 +1111,84 @@ impl Appliance for DaemonAppliance {
             }))
             .map_err(|e| failed("recording the audit entry", e))
     }
+}
+
+/// What a drill report takes from the settings in force at the drill.
+#[derive(Debug)]
+struct DrillSettings {
+    channels: Vec<DrillChannel>,
+    site: Value,
+    /// `{"source": "at_drill" | "current", "revision", "at"}`.
+    source: Value,
+}
+
+/// The settings of drills already read in one request, by stored version id (`-1`: the
+/// file as it is now).
+#[derive(Debug, Default)]
+struct DrillSettingsCache(std::collections::BTreeMap<i64, Arc<DrillSettings>>);
+
+/// Every output channel of `cfg` and whether it takes part in drills, in the order the
+/// report shows them: the contacts by id, then the PA, the LED and MQTT.
+pub fn drill_channels(cfg: &crate::config::DaemonConfig) -> Vec<DrillChannel> {
+    let exclusion = |enabled: bool, configured: bool, drill: bool| {
+        if !enabled {
+            Some(Exclusion::Disabled)
+        } else if !configured {
+            Some(Exclusion::NotConfigured)
+        } else if !drill {
+            Some(Exclusion::NotInDrills)
+        } else {
+            None
+        }
+    };
+    let o = &cfg.settings.outputs;
+    let mut out: Vec<DrillChannel> = o
+        .relays
+        .iter()
+        .map(|r| {
+            let pins = cfg.hardware.relays.iter().find(|p| p.id == r.id);
+            DrillChannel {
+                channel: format!("relay:{}", r.id),
+                name: (!r.name.is_empty()).then(|| r.name.clone()),
+                excluded: exclusion(r.enabled, pins.is_some(), r.trigger.include.drill),
+                readback: Some(pins.is_some_and(|p| p.readback_pin.is_some())),
+            }
+        })
+        .collect();
+    out.push(DrillChannel {
+        channel: "audio".into(),
+        name: Some("PA / 放送".into()),
+        excluded: exclusion(o.audio.enabled, true, o.audio.trigger.include.drill),
+        readback: None,
+    });
+    out.push(DrillChannel {
+        channel: "led".into(),
+        name: Some("status LED / 状態表示灯".into()),
+        excluded: exclusion(
+            o.led.enabled,
+            cfg.hardware.led.is_some(),
+            o.led.trigger.include.drill,
+        ),
+        readback: None,
+    });
+    out.push(DrillChannel {
+        channel: "mqtt".into(),
+        name: Some("MQTT / BMS".into()),
+        excluded: exclusion(
+            o.mqtt.enabled,
+            cfg.mqtt.enabled,
+            o.mqtt.trigger.include.drill,
+        ),
+        readback: None,
+    });
+    out
+}
+
+/// This machine's name (`/proc/sys/kernel/hostname`), empty when unreadable.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn not_running() -> OperationError {
@@ -969,10 +1216,13 @@ fn replay_link_changes(current: &str, candidate: &str) -> Vec<eew_core::settings
 }
 
 /// Replays a recorded event as a drill: each report at its planned moment, until the
-/// plan is done or the daemon's tasks stop (the core loop's queue closes).
+/// plan is done or the daemon's tasks stop (the core loop's queue closes). The start is
+/// recorded in history as a `drill_started` decision naming the recorded event (its
+/// report says which it was).
 fn start_recorded_drill(
     tx: tokio::sync::mpsc::Sender<crate::app::CoreCommand>,
     id: &str,
+    history: Option<HistoryWriter>,
 ) -> Result<Value, OperationError> {
     let recorded = crate::drills::RECORDED
         .iter()
@@ -982,6 +1232,24 @@ fn start_recorded_drill(
         .map_err(|e| OperationError::Failed(ApplianceError(e)))?;
     let span = plan.last().map_or(0, |(at, _)| at.as_secs());
     let reports = plan.len();
+    let event_id = plan
+        .first()
+        .map(|(_, r)| r.event_id.as_str().to_owned())
+        .ok_or_else(|| {
+            OperationError::Failed(ApplianceError(format!("{id}: no report to replay")))
+        })?;
+    if let Some(h) = history {
+        let _ = h.try_send(Record::Decision {
+            at: crate::system::clock::now_jst(),
+            decision: Decision {
+                event_id: Some(event_id.clone()),
+                serial: None,
+                label: Label::Drill,
+                outcome: "drill_started",
+                detail: Some(recorded.id),
+            },
+        });
+    }
     tracing::info!(
         drill = id,
         reports,
@@ -1002,7 +1270,10 @@ fn start_recorded_drill(
             }
         }
     });
-    Ok(json!({"ok": true, "recorded": id, "reports": reports, "span_s": span}))
+    Ok(
+        json!({"ok": true, "recorded": id, "reports": reports, "span_s": span,
+              "event_id": event_id}),
+    )
 }
 
 /// Everything [`attach`] needs from the composition root, per start of the daemon's tasks.
@@ -1383,6 +1654,39 @@ mod tests {
         let refused = DaemonAppliance::whatif_edit(&path, current, &broken, now).unwrap();
         assert!(refused.previews.is_empty());
         assert!(refused.check.problems.iter().any(|p| p.path == "site.lat"));
+    }
+
+    #[test]
+    fn drill_channels_say_which_outputs_take_part_and_why_not() {
+        let text = "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+            [[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"4\"\ninclude = { drill = true }\n\
+            [[outputs.relay]]\nid = 2\nname = \"gas\"\nmin_class = \"4\"\n\
+            [[outputs.relay]]\nid = 3\nmin_class = \"4\"\nenabled = false\ninclude = { drill = true }\n\
+            [hardware]\nbackend = \"sim\"\n\
+            [[hardware.relay]]\nid = 1\npin = 5\nreadback_pin = 24\nprobe = \"none\"\n\
+            [[links.jma_tcp]]\nname = \"p\"\nhost = \"127.0.0.1\"\nport = 9\n";
+        let cfg = crate::config::parse_daemon(text, Path::new(".")).unwrap();
+        let channels = drill_channels(&cfg);
+        let got: Vec<(&str, Option<Exclusion>, Option<bool>)> = channels
+            .iter()
+            .map(|c| (c.channel.as_str(), c.excluded, c.readback))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("relay:1", None, Some(true)),
+                ("relay:2", Some(Exclusion::NotInDrills), Some(false)),
+                ("relay:3", Some(Exclusion::Disabled), Some(false)),
+                // The PA leaves drills out by default, the LED takes part (sim pins).
+                ("audio", Some(Exclusion::NotInDrills), None),
+                ("led", None, None),
+                // No [mqtt]: nothing to deliver to.
+                ("mqtt", Some(Exclusion::NotConfigured), None),
+            ]
+        );
+        assert_eq!(channels[0].name.as_deref(), Some("elevators"));
+        // A contact without a name gets the default one.
+        assert_eq!(channels[2].name.as_deref(), Some("relay 3"));
     }
 
     #[test]

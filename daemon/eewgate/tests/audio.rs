@@ -335,3 +335,127 @@ fn an_alsa_device_that_does_not_exist_is_an_error_not_a_panic() {
     let err = eewgate::audio::alsa_sink::AlsaSink::open("hw:0\0", 48000).unwrap_err();
     assert!(err.to_string().contains("NUL"), "{err}");
 }
+
+/// Delivery assurance's probe: a 400 ms low-level tone as its own episode (its own file
+/// on the WAV sink), reported as `Probe { ok }` — at −30 dBFS, an RMS near 0.0316 × full
+/// scale / √2.
+#[test]
+fn the_probe_tone_is_a_short_low_level_episode_of_its_own() {
+    let dir = tmp("probe");
+    let p = start(
+        settings(&[Lang::Ja], 1),
+        Box::new(WavSink::open(&dir, 16000, false).unwrap()),
+    );
+    p.tx.send(Command::Probe { level_db: -30.0 }).unwrap();
+    let e = loop {
+        match p.events.recv_timeout(Duration::from_secs(10)).unwrap() {
+            PlayerEvent::Health(None) => {}
+            e => break e,
+        }
+    };
+    let PlayerEvent::Probe {
+        ok,
+        detail,
+        seconds,
+    } = e
+    else {
+        panic!("the probe's result: {e:?}");
+    };
+    assert!(ok, "{detail}");
+    assert!((seconds - 0.4).abs() < 1e-9, "{seconds}");
+    p.shutdown();
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].to_string_lossy().ends_with("_probe.wav"),
+        "{files:?}"
+    );
+    let pcm = wav::parse(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!(pcm.frames(), 6400, "400 ms at 16 kHz");
+    let rms = dsp::rms(&pcm.samples);
+    let expected = 10f64.powf(-30.0 / 20.0) * f64::from(i16::MAX) / 2f64.sqrt();
+    assert!(
+        (rms - expected).abs() / expected < 0.1,
+        "rms {rms:.0}, expected about {expected:.0}"
+    );
+    let peak = pcm.samples.iter().map(|s| s.unsigned_abs()).max().unwrap();
+    assert!(peak <= 1037, "never louder than −30 dBFS: {peak}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A sink whose first write waits for the test's go (so an action arrives mid-probe).
+struct GatedSink {
+    inner: WavSink,
+    gate: Option<mpsc::Receiver<()>>,
+    entered: mpsc::Sender<()>,
+}
+
+impl Sink for GatedSink {
+    fn rate(&self) -> u32 {
+        self.inner.rate()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn begin(&mut self, event_id: Option<&str>) -> Result<Option<PathBuf>, SinkError> {
+        self.inner.begin(event_id)
+    }
+    fn write(&mut self, samples: &[i16]) -> Result<(), SinkError> {
+        if let Some(gate) = self.gate.take() {
+            let _ = self.entered.send(());
+            let _ = gate.recv();
+        }
+        self.inner.write(samples)
+    }
+    fn end(&mut self) -> Result<(), SinkError> {
+        self.inner.end()
+    }
+}
+
+/// An announcement never waits behind the probe: it interrupts it between two periods
+/// and plays, and the probe proves nothing.
+#[test]
+fn an_announcement_interrupts_the_probe() {
+    let dir = tmp("probe-interrupted");
+    let (go, gate) = mpsc::channel();
+    let (entered_tx, entered) = mpsc::channel();
+    let p = start(
+        settings(&[Lang::Ja], 1),
+        Box::new(GatedSink {
+            inner: WavSink::open(&dir, 16000, false).unwrap(),
+            gate: Some(gate),
+            entered: entered_tx,
+        }),
+    );
+    p.tx.send(Command::Probe { level_db: -30.0 }).unwrap();
+    // The probe's first period is being written: an alarm's announcement arrives.
+    entered.recv_timeout(Duration::from_secs(10)).unwrap();
+    p.send(announce(&["num_5"], 1));
+    go.send(()).unwrap();
+    let events: Vec<PlayerEvent> = p
+        .until_episode_end()
+        .into_iter()
+        .filter(|e| !matches!(e, PlayerEvent::Health(_)))
+        .collect();
+    assert!(
+        matches!(&events[0], PlayerEvent::ProbeSkipped { why } if why.contains("interrupted")),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, PlayerEvent::Started { .. })),
+        "the announcement plays: {events:#?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, PlayerEvent::Probe { .. })),
+        "{events:#?}"
+    );
+    p.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

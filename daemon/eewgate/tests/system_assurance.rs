@@ -236,7 +236,7 @@ fn a_contact_whose_read_back_does_not_follow_its_probe_pulse_is_faulted() {
     let cfg = config(
         &dir,
         broker.port(),
-        "[assurance]\nrelay_probe_window = \"any\"\n",
+        "[assurance]\nrelay_probe_window = \"any\"\nstart_delay_s = 0\n",
     );
     // The feedback wire is broken: the read-back input stays low whatever the relay does.
     let mut daemon = Daemon::start_with_env(&cfg, &[("EEWGATE_TEST_SIM_STUCK_INPUTS", "24=0")]);
@@ -327,7 +327,7 @@ fn evidence_older_than_its_limit_raises_verification_overdue() {
         &dir,
         broker.port(),
         &format!(
-            "[assurance]\nrelay_probe_window = \"any\"\n[assurance.max_age_s]\n\"relay:1\" = 3\n\
+            "[assurance]\nrelay_probe_window = \"any\"\nstart_delay_s = 0\n[assurance.max_age_s]\n\"relay:1\" = 3\n\
              [assurance.webhook]\nurl = \"http://127.0.0.1:{hook}/hooks/eewgate\"\ntoken_file = {token:?}\n"
         ),
     );
@@ -402,5 +402,48 @@ fn evidence_older_than_its_limit_raises_verification_overdue() {
     daemon.first(Duration::from_secs(5), |v| {
         v["type"] == "notification" && v["ok"] == true
     });
+    daemon.stop();
+}
+
+/// The audio probe: the sound device takes a short low-level tone (a file of its own on
+/// the WAV sink). That proves the device, not that anyone heard it: the channel still
+/// ages out without a person's confirmation.
+#[test]
+fn the_audio_probe_proves_the_device_but_not_that_it_was_heard() {
+    let dir = scratch("audio_probe");
+    let broker = mosquitto::Mosquitto::start(&dir.join("broker"));
+    let cfg = config(
+        &dir,
+        broker.port(),
+        "[audio]\nwav_dir = \"audio\"\nprobe_level_db = -40\n\
+         [assurance]\nrelay_probe_window = \"any\"\nstart_delay_s = 0\n\
+         [assurance.max_age_s]\naudio = 2\n",
+    );
+    let mut daemon = Daemon::start(&cfg);
+    let e = daemon.first(Duration::from_secs(20), |v| {
+        v["type"] == "evidence" && v["output"] == "audio"
+    });
+    assert_eq!(e["source"], "probe", "{e:#}");
+    assert_eq!(e["method"], "device", "{e:#}");
+    assert_eq!(e["ok"], true, "{e:#}");
+    assert_eq!(e["measurement_ms"], 400.0, "{e:#}");
+    let tone: Vec<_> = std::fs::read_dir(dir.join("audio"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("_probe.wav"))
+        .collect();
+    assert_eq!(tone.len(), 1, "{tone:?}");
+    // Nobody heard it: two seconds on, the audio is overdue all the same.
+    let overdue = daemon.first(Duration::from_secs(20), |v| {
+        v["type"] == "fault" && v["fault"] == "verification_overdue:audio"
+    });
+    assert_eq!(overdue["active"], true);
+    assert!(
+        overdue["detail"]
+            .as_str()
+            .unwrap()
+            .contains("never seen working"),
+        "{overdue:#}"
+    );
     daemon.stop();
 }

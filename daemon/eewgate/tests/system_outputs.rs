@@ -57,7 +57,7 @@ fn config_with(dir: &Path, hardware_keys: &str) -> PathBuf {
          [storage]\npath = {:?}\n\
          [time]\nrequire_sync = false\n\
          [hardware]\nbackend = \"sim\"\n{}\
-         [[hardware.relay]]\nid = 1\npin = 5\nreadback_pin = 24\nreadback_timeout_ms = 50\n\
+         [[hardware.relay]]\nid = 1\npin = 5\nreadback_pin = 24\nreadback_timeout_ms = 50\nprobe = \"none\"\n\
          [[hardware.relay]]\nid = 2\npin = 6\nactive_low = true\n\
          [[hardware.relay]]\nid = 3\npin = 13\n\
          [[links.replay]]\nname = \"drill\"\ninterval_ms = 20\nfiles = [{}]\n",

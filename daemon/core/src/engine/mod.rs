@@ -301,7 +301,6 @@ pub struct Engine {
     /// cause of the LED's change.
     led_end_cause: Option<Cause>,
     faults: BTreeSet<Fault>,
-    drills: u32,
 }
 
 pub(crate) fn add_ms(t: JstTime, ms: i64) -> JstTime {
@@ -349,7 +348,6 @@ impl Engine {
             led_owner: None,
             led_end_cause: None,
             faults: BTreeSet::new(),
-            drills: 0,
         }
     }
 
@@ -1263,8 +1261,7 @@ impl Engine {
             });
             return;
         }
-        self.drills = self.drills.saturating_add(1);
-        let id = format!("drill-{}", self.drills);
+        let id = self.drill_id(now);
         let key = event_key(Label::Drill, &id);
         let level = Level {
             class: Some(spec.class),
@@ -1307,6 +1304,22 @@ impl Engine {
             detail: None,
         });
         self.drive(&key, Cause::Start, now, step);
+    }
+
+    /// A synthetic drill's event id: `drill-` and the JST second it started
+    /// (`drill-20261204120000`), so a drill keeps its own id in history across restarts
+    /// of the daemon's tasks (the drill report is keyed by it); a second drill started
+    /// within the same second while the first is remembered gets `-2`, `-3`, ….
+    fn drill_id(&self, now: JstTime) -> String {
+        let base = format!("drill-{}", now.0.format("%Y%m%d%H%M%S"));
+        let taken = |id: &str| self.events.contains_key(&event_key(Label::Drill, id));
+        if !taken(&base) {
+            return base;
+        }
+        (2..=u32::MAX)
+            .map(|n| format!("{base}-{n}"))
+            .find(|id| !taken(id))
+            .unwrap_or(base)
     }
 
     // ---- self-tests --------------------------------------------------------------------

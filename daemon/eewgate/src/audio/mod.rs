@@ -258,6 +258,25 @@ fn reporter(ctx: Ctx, sink: &'static str) -> impl FnMut(player::PlayerEvent) + S
             }
         }
         E::Health(problem) => ctx.set_output_health("audio", problem),
+        E::Probe {
+            ok,
+            detail,
+            seconds,
+        } => {
+            // The device took the tone: it opens and plays. Nobody heard it, so it keeps
+            // the channel's age where it is (ADR 0013); a failure faults the channel.
+            ctx.evidence(Proof {
+                channel: "audio".to_owned(),
+                source: "probe",
+                method: "device",
+                ok,
+                measurement_ms: Some(seconds * 1000.0),
+                detail,
+            });
+        }
+        E::ProbeSkipped { why } => {
+            tracing::info!(output = "audio", why = %why, "audio probe not played")
+        }
         E::Segment { label } => tracing::debug!(output = "audio", clip = %label, "playing"),
     }
 }
@@ -269,7 +288,7 @@ pub(crate) fn spawn(
     sup: &mut crate::supervisor::Supervisor,
     cfg: &AudioConfig,
     ctx: &Ctx,
-) -> anyhow::Result<mpsc::Sender<Action>> {
+) -> anyhow::Result<(mpsc::Sender<Action>, Option<AudioProbe>)> {
     let (tx, rx) = mpsc::channel(AUDIO_QUEUE);
     let sink = match cfg.backend {
         AudioBackend::Null => NULL_SINK,
@@ -277,11 +296,34 @@ pub(crate) fn spawn(
         AudioBackend::Alsa => "ALSA",
     };
     let (thread_tx, done_rx) = start(cfg, true, Box::new(reporter(ctx.clone(), sink)))?;
+    // The null sink discards: a tone played there proves nothing, so it is not probed.
+    let probe = (cfg.backend != AudioBackend::Null).then(|| AudioProbe {
+        tx: thread_tx.clone(),
+        level_db: cfg.probe_level_db,
+    });
     sup.spawn(
         "audio",
         feed(rx, thread_tx, done_rx, ctx.cancel.clone(), ctx.clone()),
     );
-    Ok(tx)
+    Ok((tx, probe))
+}
+
+/// Asks the player thread for delivery assurance's probe tone (never waits).
+#[derive(Clone, Debug)]
+pub(crate) struct AudioProbe {
+    tx: PlayerQueue,
+    level_db: f64,
+}
+
+impl AudioProbe {
+    /// Queues the probe; why not as a stable code.
+    pub(crate) fn request(&self) -> Result<(), &'static str> {
+        self.tx
+            .try_send(player::Command::Probe {
+                level_db: self.level_db,
+            })
+            .map_err(|_| "busy")
+    }
 }
 
 /// The player thread's command queue.
@@ -397,7 +439,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let (ctx, status) = ctx(&cancel);
         let mut sup = Supervisor::new(cancel.clone());
-        let tx = spawn(&mut sup, &cfg, &ctx).unwrap();
+        let (tx, _) = spawn(&mut sup, &cfg, &ctx).unwrap();
         tx.try_send(announce(&["num_5"], "20240101000000", 1))
             .unwrap();
         // Chime 1.15 s + 0.3 s + "5" 0.23 s, in real time.
@@ -445,7 +487,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let (ctx, mut status) = ctx(&cancel);
         let mut sup = Supervisor::new(cancel.clone());
-        let tx = spawn(&mut sup, &cfg, &ctx).unwrap();
+        let (tx, _) = spawn(&mut sup, &cfg, &ctx).unwrap();
         tx.try_send(announce(&["num_5"], "e", 1)).unwrap();
         let h = tokio::time::timeout(
             Duration::from_secs(2),

@@ -723,8 +723,38 @@ fn chime_samples(chime: &Chime, rate: u32) -> Arc<[i16]> {
 pub enum Command {
     /// Play (or stop) as the action says.
     Act(Box<Action>),
+    /// Delivery assurance's audio probe: a short low-level tone (`level_db` dBFS) as an
+    /// episode of its own, when nothing else plays; any action interrupts it.
+    Probe {
+        /// The tone's level (dBFS, negative).
+        level_db: f64,
+    },
     /// Fade out, finish the episode and return.
     Shutdown,
+}
+
+/// The probe tone: 1 kHz for 400 ms with 20 ms raised-cosine edges (no click into a PA).
+pub const PROBE_TONE: Duration = Duration::from_millis(400);
+
+/// The probe tone at `rate`, `level_db` dBFS.
+pub fn probe_tone(rate: u32, level_db: f64) -> Vec<i16> {
+    let rate_f = f64::from(rate.max(1));
+    let n = samples_for(PROBE_TONE, rate);
+    let edge = (rate_f * 0.020) as usize;
+    let amplitude = 10f64.powf(level_db.min(0.0) / 20.0) * f64::from(i16::MAX);
+    (0..n)
+        .map(|i| {
+            let from_edge = i.min(n.saturating_sub(1 + i));
+            let env = if edge > 0 && from_edge < edge {
+                0.5 - 0.5 * (std::f64::consts::PI * from_edge as f64 / edge as f64).cos()
+            } else {
+                1.0
+            };
+            let v =
+                amplitude * env * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / rate_f).sin();
+            v.round().clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
+        })
+        .collect()
 }
 
 /// What the thread reports (to history, events and the status model in the daemon; to
@@ -772,6 +802,20 @@ pub enum PlayerEvent {
     },
     /// The output's health changed (`None` = healthy).
     Health(Option<String>),
+    /// The probe tone was played to its end (`ok`), or could not be played.
+    Probe {
+        /// Every sample was accepted by the sink.
+        ok: bool,
+        /// For people.
+        detail: String,
+        /// How long it played.
+        seconds: f64,
+    },
+    /// The probe was not played: something else played, or an action interrupted it.
+    ProbeSkipped {
+        /// Why.
+        why: String,
+    },
     /// A chime or clip started (`chime:alert`, `ja:eew`).
     Segment {
         /// Which.
@@ -795,9 +839,108 @@ struct Runner {
     file: Option<PathBuf>,
     episode_frames: usize,
     episode_event: Option<String>,
+    /// The probe tone under way and how far it has played.
+    probe: Option<(Vec<i16>, usize)>,
 }
 
 impl Runner {
+    /// Starts the probe tone, unless something plays or the sink is down.
+    fn start_probe(&mut self, level_db: f64) {
+        if self.active() || self.probe.is_some() {
+            (self.report)(PlayerEvent::ProbeSkipped {
+                why: "an announcement is playing".to_owned(),
+            });
+            return;
+        }
+        if !self.ensure_sink() {
+            let detail = self.sink_problem.clone().unwrap_or_default();
+            (self.report)(PlayerEvent::Probe {
+                ok: false,
+                detail,
+                seconds: 0.0,
+            });
+            return;
+        }
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        match sink.begin(Some("probe")) {
+            Ok(file) => {
+                self.file = file;
+                self.probe = Some((probe_tone(sink.rate(), level_db), 0));
+            }
+            Err(err) => {
+                let detail = err.to_string();
+                self.sink_failed(&err);
+                (self.report)(PlayerEvent::Probe {
+                    ok: false,
+                    detail,
+                    seconds: 0.0,
+                });
+            }
+        }
+    }
+
+    /// An action arrived: the probe gives way at once (its file is closed).
+    fn interrupt_probe(&mut self) {
+        if self.probe.take().is_some() {
+            if let Some(Err(err)) = self.sink.as_mut().map(|s| s.end()) {
+                self.sink_failed(&err);
+            }
+            self.file = None;
+            (self.report)(PlayerEvent::ProbeSkipped {
+                why: "interrupted by an announcement".to_owned(),
+            });
+        }
+    }
+
+    /// Writes the probe's next period; reports it at its end.
+    fn probe_period(&mut self, period: usize) {
+        let Some((tone, pos)) = self.probe.as_mut() else {
+            return;
+        };
+        let end = (*pos + period).min(tone.len());
+        let chunk = tone.get(*pos..end).unwrap_or_default().to_vec();
+        *pos = end;
+        let done = end >= tone.len();
+        let Some(sink) = self.sink.as_mut() else {
+            self.probe = None;
+            return;
+        };
+        let rate = sink.rate();
+        let mut result = sink.write(&chunk);
+        if result.is_ok() && done {
+            result = sink.end();
+        }
+        match result {
+            Err(err) => {
+                self.probe = None;
+                let detail = err.to_string();
+                self.sink_failed(&err);
+                (self.report)(PlayerEvent::Probe {
+                    ok: false,
+                    detail,
+                    seconds: 0.0,
+                });
+            }
+            Ok(()) if done => {
+                let frames = self.probe.take().map_or(0, |(t, _)| t.len());
+                let seconds = frames as f64 / f64::from(rate.max(1));
+                let describe = self.sink.as_ref().map(|s| s.describe()).unwrap_or_default();
+                self.file = None;
+                (self.report)(PlayerEvent::Probe {
+                    ok: true,
+                    detail: format!(
+                        "a {:.0} ms probe tone was accepted by {describe}",
+                        seconds * 1000.0
+                    ),
+                    seconds,
+                });
+            }
+            Ok(()) => {}
+        }
+    }
+
     fn update_health(&mut self) {
         let problem = match (&self.sink_problem, &self.clip_problem) {
             (Some(s), Some(c)) => Some(format!("{s}; {c}")),
@@ -969,6 +1112,7 @@ pub fn run(
         file: None,
         episode_frames: 0,
         episode_event: None,
+        probe: None,
     };
     // Open at once so the first alarm does not wait for the device.
     runner.ensure_sink();
@@ -978,7 +1122,7 @@ pub fn run(
         // Between periods: take every command waiting; when idle, wait for one (and
         // retry a failed sink now and then). A closed queue is a shutdown.
         let mut cmds = Vec::new();
-        if !runner.active() {
+        if !runner.active() && runner.probe.is_none() {
             if shutting_down {
                 return;
             }
@@ -1002,7 +1146,9 @@ pub fn run(
         }
         for cmd in cmds {
             match cmd {
+                Command::Probe { level_db } => runner.start_probe(level_db),
                 Command::Act(a) => {
+                    runner.interrupt_probe();
                     tracing::debug!(
                         output = "audio", action = a.kind.name(), event_id = ?a.event_id,
                         serial = ?a.serial, "audio command"
@@ -1011,6 +1157,7 @@ pub fn run(
                 }
                 Command::Shutdown => {
                     shutting_down = true;
+                    runner.interrupt_probe();
                     if let Some(core) = runner.core.as_mut()
                         && core.active()
                     {
@@ -1024,6 +1171,9 @@ pub fn run(
             let rate = runner.core.as_ref().map_or(48000, Core::rate);
             buf.resize(samples_for(PERIOD, rate), 0);
             runner.period(&mut buf);
+        } else if runner.probe.is_some() {
+            let rate = runner.sink.as_ref().map_or(48000, |s| s.rate());
+            runner.probe_period(samples_for(PERIOD, rate));
         }
     }
 }

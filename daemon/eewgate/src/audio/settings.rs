@@ -90,6 +90,9 @@ pub struct AudioConfig {
     pub repeat: u8,
     /// The rate asked of the device (Hz); the clips (16 kHz) are resampled to it.
     pub sample_rate: u32,
+    /// Level of delivery assurance's probe tone (dBFS, −60…−10): low, so a PA left on
+    /// at night hears a faint beep at most.
+    pub probe_level_db: f64,
 }
 
 impl Default for AudioConfig {
@@ -103,6 +106,7 @@ impl Default for AudioConfig {
             languages: vec![Lang::Ja, Lang::En],
             repeat: 2,
             sample_rate: 48000,
+            probe_level_db: -30.0,
         }
     }
 }
@@ -117,6 +121,7 @@ const KEYS: &[&str] = &[
     "languages",
     "repeat",
     "sample_rate",
+    "probe_level_db",
 ];
 
 /// Reads `[audio]` from the settings file's top-level `table`; every problem goes to `w`
@@ -202,6 +207,11 @@ pub(crate) fn section(w: &mut Walker, table: &Table, base: &Path) -> AudioConfig
         && let Some(n) = w.int_in(&path, v, 1, 5)
     {
         out.repeat = u8::try_from(n).unwrap_or(1);
+    }
+    if let Some((path, v)) = w.get(t, p, "probe_level_db")
+        && let Some(n) = w.int_in(&path, v, -60, -10)
+    {
+        out.probe_level_db = n as f64;
     }
     if let Some((path, v)) = w.get(t, p, "sample_rate")
         && let Some(n) = w.u32_in(&path, v, 8000, 96000)

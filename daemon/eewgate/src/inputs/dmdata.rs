@@ -61,7 +61,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::io::Read as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -197,31 +197,12 @@ pub struct ApiBase {
 impl ApiBase {
     /// Parses and checks a base URL.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let uri: hyper::Uri = s
-            .trim()
-            .parse()
-            .map_err(|e| format!("{s:?} is not a URL: {e}"))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(format!("{s:?} must start with https://")),
-        };
-        let Some(authority) = uri.authority() else {
-            return Err(format!("{s:?} names no host"));
-        };
-        if authority.as_str().contains('@') {
-            return Err(format!(
-                "{s:?} must not carry credentials; the API key comes from api_key_file"
-            ));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if host.is_empty() {
-            return Err(format!("{s:?} names no host"));
-        }
+        let crate::system::http::HttpUrl {
+            tls,
+            host,
+            port,
+            uri,
+        } = crate::system::http::HttpUrl::parse(s, "the API key comes from api_key_file")?;
         if !tls && !is_loopback(&host) {
             return Err(format!(
                 "{s:?}: plain http would send the API key in clear; it is allowed only for a simulator on this machine (127.0.0.1, ::1, localhost)"
@@ -233,24 +214,14 @@ impl ApiBase {
         let prefix = uri.path().trim_end_matches('/').to_owned();
         Ok(Self {
             tls,
-            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            port,
             host,
             prefix,
         })
     }
 
     fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        let default = if self.tls { 443 } else { 80 };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        crate::system::http::authority(self.tls, &self.host, self.port)
     }
 }
 
@@ -699,31 +670,7 @@ pub fn ticket_refusal(status: u16, message: &str) -> (Retry, String) {
 // HTTP (Socket Start, Socket Close)
 // ---------------------------------------------------------------------------------------
 
-/// One rustls client configuration per process (ring; Mozilla's roots from
-/// `webpki-roots`, so the appliance does not depend on the system's CA bundle).
-fn tls_config(alpn_http1: bool) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    static PLAIN: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    static HTTP1: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let cell = if alpn_http1 { &HTTP1 } else { &PLAIN };
-    cell.get_or_init(|| {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        if alpn_http1 {
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        }
-        Ok(Arc::new(config))
-    })
-    .clone()
-    .map_err(|e| anyhow!("TLS setup failed: {e}"))
-}
+use crate::system::http::tls_config;
 
 /// An HTTP response: status, body (bounded).
 struct HttpResponse {
@@ -784,24 +731,9 @@ async fn send_http<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    use http_body_util::BodyExt as _;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(conn);
-    let result = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let body = http_body_util::Limited::new(response.into_body(), MAX_HTTP_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow!("reading the response: {e}"))?
-            .to_bytes()
-            .to_vec();
-        Ok(HttpResponse { status, body })
-    }
-    .await;
-    driver.abort();
-    result
+    let (status, body) =
+        crate::system::http::exchange(stream, request, MAX_HTTP_RESPONSE_BYTES).await?;
+    Ok(HttpResponse { status, body })
 }
 
 /// A ticket from Socket Start v2.

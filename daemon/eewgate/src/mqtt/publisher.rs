@@ -145,6 +145,8 @@ pub(crate) struct Publisher {
     probe: Option<probe::Probe>,
     /// A probe asked for while the first connection is still being made: (source, when).
     probe_waiting: Option<(&'static str, Instant)>,
+    /// The first connection attempt has ended (connected or failed).
+    attempted: bool,
 }
 
 enum Wake {
@@ -184,6 +186,7 @@ impl Publisher {
             dropped_other: 0,
             probe: None,
             probe_waiting: None,
+            attempted: false,
         }
     }
 
@@ -640,6 +643,7 @@ impl Publisher {
                 let waiting: Vec<Msg> = self.queue.drain(..).collect();
                 self.subscribe();
                 self.republish(true);
+                self.attempted = true;
                 if let Some((source, _)) = self.probe_waiting.take() {
                     self.start_probe(source);
                 }
@@ -707,6 +711,7 @@ impl Publisher {
             tracing::debug!(output = OUTPUT, detail = %problem, "MQTT still disconnected");
         }
         self.problem = Some(problem);
+        self.attempted = true;
         if let Some((source, _)) = self.probe_waiting.take() {
             // The connection a waiting probe waited for failed: so does the probe.
             self.start_probe(source);
@@ -780,14 +785,19 @@ impl Publisher {
         let detail = t
             .failure
             .clone()
-            .or_else(|| t.last_topic.clone())
+            // The topic first (what a reader greps for), then how it is known.
+            .or_else(|| {
+                t.last_topic
+                    .as_ref()
+                    .map(|topic| format!("{topic}: published, PUBACK received"))
+            })
             .unwrap_or_else(|| "superseded by the current state".to_owned());
         let state = publish_state(a).map(|(s, _)| state_name(s));
         let driving = publish_state(a).is_some_and(|(_, d)| d);
         if ok {
             tracing::info!(
                 output = OUTPUT, event_id = ?a.event_id, serial = ?a.serial, state = ?state,
-                latency_us = ?latency_us, topic = %detail, "alert published"
+                latency_us = ?latency_us, topic = ?t.last_topic, "alert published"
             );
         } else {
             tracing::warn!(

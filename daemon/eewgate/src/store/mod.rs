@@ -46,11 +46,18 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row};
 
+mod drill;
 mod error;
 mod records;
 mod retention;
 mod writer;
 
+pub use drill::{
+    ActionRecord, ChannelReport, ChannelResult, ChannelTimings, DRILL_PAGE_MAX, DrillChannel,
+    DrillRecords, DrillReport, DrillResult, DrillRun, EVIDENCE_GRACE_MS, EvidenceNote, Exclusion,
+    ExpectedAction, Observation, RESULT_GRACE_MS, ResultRecord, SETTLE_MS,
+    assemble as assemble_drill_report,
+};
 pub use error::{StoreError, StoreErrorKind};
 pub use records::{
     ActionRow, AlertRow, AuditRecord, AuditRow, ConfigRow, DecisionRow, EvidenceRecord,

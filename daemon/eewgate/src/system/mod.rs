@@ -1,6 +1,7 @@
 //! The host: clock, systemd notification, watchdog, time-sync status, signals.
 
 pub mod clock;
+pub mod http;
 pub mod logring;
 pub mod notify;
 pub mod timesync;

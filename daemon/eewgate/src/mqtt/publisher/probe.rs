@@ -57,7 +57,7 @@ impl Publisher {
             tracing::info!(output = OUTPUT, "a probe is already under way");
             return;
         }
-        if !self.connected && self.problem.is_none() {
+        if !self.connected && !self.attempted {
             // The connection is still being made (the daemon just started, or a saved
             // change restarted the output): the probe waits for it, up to its timeout.
             self.probe_waiting.get_or_insert((source, Instant::now()));
