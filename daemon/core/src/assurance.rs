@@ -333,6 +333,86 @@ impl Schedule {
     }
 }
 
+/// When a drill runs by itself (the record a building's training plan asks for, e.g. on
+/// the day of JMA's national drill).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrillTime {
+    /// Once, at this moment.
+    Once(DateTime<Utc>),
+    /// Every year on this JST month, day, hour and minute.
+    Yearly {
+        /// 1–12.
+        month: u32,
+        /// 1–31 (a day a month lacks never comes).
+        day: u32,
+        /// 0–23.
+        hour: u32,
+        /// 0–59.
+        minute: u32,
+    },
+}
+
+/// How late a scheduled drill may still start (the daemon was busy, or restarting).
+pub const DRILL_GRACE: TimeDelta = TimeDelta::minutes(10);
+
+impl DrillTime {
+    /// Parses `MM-DD HH:MM` (yearly, JST) or an RFC 3339 time (once).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Some(DrillTime::Once(t.with_timezone(&Utc)));
+        }
+        let (date, time) = s.split_once(' ')?;
+        let (month, day) = date.split_once('-')?;
+        let (hour, minute) = time.trim().split_once(':')?;
+        let [month, day, hour, minute] =
+            [month, day, hour, minute].map(|p| p.trim().parse::<u32>().ok());
+        let (month, day, hour, minute) = (month?, day?, hour?, minute?);
+        // Any leap year validates the day (02-29 included).
+        chrono::NaiveDate::from_ymd_opt(2028, month, day)?;
+        NaiveTime::from_hms_opt(hour, minute, 0)?;
+        Some(DrillTime::Yearly {
+            month,
+            day,
+            hour,
+            minute,
+        })
+    }
+
+    /// The occurrence at or before `now` that is still within [`DRILL_GRACE`], if any.
+    fn occurrence(&self, now: JstTime) -> Option<DateTime<Utc>> {
+        let utc = now.0.with_timezone(&Utc);
+        let at = match *self {
+            DrillTime::Once(at) => at,
+            DrillTime::Yearly {
+                month,
+                day,
+                hour,
+                minute,
+            } => {
+                use chrono::Datelike;
+                let naive = chrono::NaiveDate::from_ymd_opt(now.0.year(), month, day)?
+                    .and_hms_opt(hour, minute, 0)?;
+                JstTime::from_naive_jst(naive)?.0.with_timezone(&Utc)
+            }
+        };
+        (at <= utc && utc - at < DRILL_GRACE).then_some(at)
+    }
+
+    /// The occurrence to run at `now`: due, after `since` (a drill due while the daemon
+    /// was not running is not made up later, and one is never run twice), and not yet run
+    /// (`last_run` before it).
+    pub fn due(
+        &self,
+        since: DateTime<Utc>,
+        last_run: Option<DateTime<Utc>>,
+        now: JstTime,
+    ) -> Option<DateTime<Utc>> {
+        let at = self.occurrence(now)?;
+        (at >= since && last_run.is_none_or(|l| l < at)).then_some(at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +546,50 @@ mod tests {
         assert_eq!(Window::parse("02:00-02:00"), None);
         assert_eq!(Window::parse("2am-4am"), None);
         assert_eq!(Window::parse("25:00-04:00"), None);
+    }
+
+    #[test]
+    fn scheduled_drills_run_once_at_their_time_and_are_not_made_up() {
+        let yearly = DrillTime::parse("12-01 10:00").expect("a valid yearly time");
+        let start = t(-48);
+        // 10:00 JST on 2026-12-01 is 01:00 UTC.
+        assert_eq!(yearly.due(start, None, jst(9, 59)), None, "not yet");
+        let at = yearly
+            .due(start, None, jst(10, 0))
+            .expect("due at its minute");
+        assert_eq!(at, t(1));
+        assert_eq!(
+            yearly.due(start, None, jst(10, 9)),
+            Some(at),
+            "within the grace"
+        );
+        assert_eq!(yearly.due(start, Some(at), jst(10, 1)), None, "run once");
+        assert_eq!(
+            yearly.due(start, None, jst(10, 10)),
+            None,
+            "too late: not made up"
+        );
+        assert_eq!(
+            yearly.due(t(2), None, jst(10, 5)),
+            None,
+            "due before the daemon started"
+        );
+        let once = DrillTime::parse("2026-12-01T12:00:00+09:00").expect("RFC 3339");
+        assert_eq!(once, DrillTime::Once(t(3)));
+        assert_eq!(once.due(start, None, jst(12, 0)), Some(t(3)));
+        assert!(
+            DrillTime::parse("02-29 10:00").is_some(),
+            "a leap day is a day"
+        );
+        for bad in [
+            "02-30 10:00",
+            "13-01 10:00",
+            "12-01 24:00",
+            "12-01",
+            "tomorrow",
+        ] {
+            assert_eq!(DrillTime::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

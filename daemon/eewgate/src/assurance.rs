@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use eew_core::assurance::{Channel, ChannelPolicy, RelayProbe, Schedule, Window, method};
+use eew_core::assurance::{
+    Channel, ChannelPolicy, DrillTime, RelayProbe, Schedule, Window, method,
+};
 use eew_core::settings::Walker;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -60,6 +62,18 @@ pub struct AssuranceConfig {
     pub max_age: BTreeMap<String, Duration>,
     /// Where every change of the faults is POSTed (`[assurance.webhook]`).
     pub webhook: Option<crate::webhook::WebhookConfig>,
+    /// Drills that run by themselves (`[[assurance.drill]]`).
+    pub drills: Vec<ScheduledDrill>,
+}
+
+/// One `[[assurance.drill]]`: a synthetic drill at a time, through every output that
+/// includes drills, recorded like a drill started on the Tests page (its report too).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledDrill {
+    /// When.
+    pub at: DrillTime,
+    /// What it announces.
+    pub spec: eew_core::engine::DrillSpec,
 }
 
 impl Default for AssuranceConfig {
@@ -75,6 +89,7 @@ impl Default for AssuranceConfig {
             delivery_test_every: None,
             max_age: BTreeMap::new(),
             webhook: None,
+            drills: Vec::new(),
         }
     }
 }
@@ -90,7 +105,72 @@ const KEYS: &[&str] = &[
     "delivery_test_every_s",
     "max_age_s",
     "webhook",
+    "drill",
 ];
+
+/// Parses `[[assurance.drill]]`.
+fn drills_section(w: &mut Walker, t: &Table) -> Vec<ScheduledDrill> {
+    let Some((path, v)) = w.get(t, "assurance", "drill") else {
+        return Vec::new();
+    };
+    let Some(items) = v.as_array() else {
+        w.error(
+            path,
+            "must be an array of tables: write each drill as [[assurance.drill]]",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("assurance.drill[{i}]");
+        let Some(d) = w.table_at(&path, item) else {
+            continue;
+        };
+        let at = w
+            .require(d, &path, "at", "\"MM-DD HH:MM\" every year (JST), or an RFC 3339 time once")
+            .and_then(|(p, v)| {
+                let s = w.str_at(&p, v)?;
+                let parsed = DrillTime::parse(s);
+                if parsed.is_none() {
+                    w.error(
+                        p,
+                        "\"MM-DD HH:MM\" every year (JST, e.g. \"11-05 10:00\"), or an RFC 3339 time once (e.g. \"2027-06-01T10:00:00+09:00\")",
+                    );
+                }
+                parsed
+            });
+        let class = match w.get(d, &path, "class") {
+            Some((p, v)) => w.str_at(&p, v).and_then(|s| {
+                let c = eew_core::Intensity::from_xml(s);
+                if c.is_none() {
+                    w.error(
+                        p,
+                        "an intensity class: \"1\" … \"4\", \"5-\", \"5+\", \"6-\", \"6+\", \"7\"",
+                    );
+                }
+                c
+            }),
+            None => Some(eew_core::Intensity::FiveLower),
+        };
+        let seconds = w
+            .get(d, &path, "seconds")
+            .and_then(|(p, v)| w.u32_in(&p, v, 5, 300))
+            .unwrap_or(30);
+        w.unknown_keys(d, &path, &["at", "class", "seconds"]);
+        if let (Some(at), Some(class)) = (at, class) {
+            out.push(ScheduledDrill {
+                at,
+                spec: eew_core::engine::DrillSpec {
+                    class,
+                    seconds,
+                    long_period_class: None,
+                    warning: false,
+                },
+            });
+        }
+    }
+    out
+}
 
 /// Channel names a `max_age_s` key may give.
 fn channel_name_ok(s: &str) -> bool {
@@ -178,6 +258,7 @@ pub(crate) fn section(w: &mut Walker, table: &Table, base: &std::path::Path) -> 
         }
     }
     out.webhook = crate::webhook::section(w, t, base);
+    out.drills = drills_section(w, t);
     w.unknown_keys(t, path, KEYS);
     out
 }
@@ -356,6 +437,8 @@ struct Task {
     notify: Option<(crate::webhook::Notifier, Vec<String>)>,
     /// This appliance, in notifications.
     device_id: String,
+    /// Scheduled drills and when each last ran.
+    drills: Vec<(ScheduledDrill, Option<DateTime<Utc>>)>,
     /// (probe, its schedule, its last attempt).
     probes: Vec<(ProbeRequest, Schedule, Option<DateTime<Utc>>)>,
     /// Scheduled contact probes wait until then (`start_delay`).
@@ -434,6 +517,12 @@ pub(crate) fn spawn(sup: &mut crate::supervisor::Supervisor, cfg: &DaemonConfig,
         probes.push((ProbeRequest::Audio, schedule, last_proof("audio", "device")));
     }
     let task = Task {
+        drills: cfg
+            .assurance
+            .drills
+            .iter()
+            .map(|d| (d.clone(), None))
+            .collect(),
         notify,
         device_id: cfg.mqtt.device_id_or_default(),
         policies: policies(cfg),
@@ -506,6 +595,65 @@ impl Task {
         }
         self.age(now);
         self.notify(now);
+        self.scheduled_drills(now);
+    }
+
+    /// A scheduled drill whose time has come: started like one from the Tests page (the
+    /// engine refuses it during a real alert or with drills disallowed; that is logged
+    /// and audited), its start in the audit trail so its report names the schedule.
+    fn scheduled_drills(&mut self, now: DateTime<Utc>) {
+        let jst = eew_core::JstTime::from_datetime(now.fixed_offset());
+        for (drill, last) in &mut self.drills {
+            let Some(at) = drill.at.due(self.started, *last, jst) else {
+                continue;
+            };
+            *last = Some(at);
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let command = eew_core::engine::Command::Drill(drill.spec);
+            if self
+                .w
+                .commands
+                .try_send(CoreCommand::Engine(command, reply))
+                .is_err()
+            {
+                tracing::error!("scheduled drill not started: the core loop's queue is full");
+                continue;
+            }
+            let history = self.w.ctx.history.clone();
+            let class = drill.spec.class;
+            tokio::spawn(async move {
+                let decisions = answer.await.unwrap_or_default();
+                let started = decisions.iter().find(|d| d.outcome == "drill_started");
+                let (action, detail) = match started.and_then(|d| d.event_id.clone()) {
+                    Some(id) => {
+                        tracing::info!(event_id = %id, "scheduled drill started");
+                        (
+                            "drill_started",
+                            format!("scheduled drill, class {} (event {id})", class.as_str()),
+                        )
+                    }
+                    None => {
+                        let why: Vec<String> = decisions
+                            .iter()
+                            .map(|d| d.detail.unwrap_or(d.outcome).to_owned())
+                            .collect();
+                        tracing::warn!(why = %why.join(","), "scheduled drill refused");
+                        (
+                            "drill_refused",
+                            format!("scheduled drill: {}", why.join(", ")),
+                        )
+                    }
+                };
+                if let Some(h) = history {
+                    let _ = h.try_send(Record::Audit(crate::store::AuditRecord {
+                        at: now_utc(),
+                        who: "schedule".to_owned(),
+                        action: action.to_owned(),
+                        detail: Some(detail),
+                    }));
+                }
+            });
+        }
     }
 
     /// Every change of the fault set, POSTed (after the start-up grace: links connect).
@@ -736,6 +884,47 @@ mod tests {
             "assurance.speed",
             "assurance.max_age_s.\"relay:x\"",
             "assurance.max_age_s.\"led\"",
+        ] {
+            assert!(paths.contains(&p), "{p} in {e:#?}");
+        }
+    }
+
+    #[test]
+    fn scheduled_drills_are_checked_at_their_paths() {
+        let cfg = parse(
+            "[assurance]\n[[assurance.drill]]\nat = \"11-05 10:00\"\n\
+             [[assurance.drill]]\nat = \"2027-06-01T10:00:00+09:00\"\nclass = \"6-\"\nseconds = 60\n",
+        )
+        .unwrap();
+        let d = &cfg.assurance.drills;
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            d[0].spec.class,
+            eew_core::Intensity::FiveLower,
+            "5- by default"
+        );
+        assert_eq!(d[0].spec.seconds, 30);
+        assert!(matches!(
+            d[0].at,
+            DrillTime::Yearly {
+                month: 11,
+                day: 5,
+                hour: 10,
+                minute: 0
+            }
+        ));
+        assert_eq!(d[1].spec.class, eew_core::Intensity::SixLower);
+        let e = errors(
+            "[assurance]\n[[assurance.drill]]\nat = \"11-31 10:00\"\nclass = \"5\"\nseconds = 2\nloud = true\n\
+             [[assurance.drill]]\nclass = \"4\"\n",
+        );
+        let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
+        for p in [
+            "assurance.drill[0].at",
+            "assurance.drill[0].class",
+            "assurance.drill[0].seconds",
+            "assurance.drill[0].loud",
+            "assurance.drill[1].at",
         ] {
             assert!(paths.contains(&p), "{p} in {e:#?}");
         }

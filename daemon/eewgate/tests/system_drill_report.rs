@@ -396,3 +396,70 @@ fn a_stuck_read_back_fails_its_channel_and_each_run_has_its_own_report() {
     );
     daemon.stop();
 }
+
+/// A drill scheduled in the settings (`[[assurance.drill]]`) runs by itself at its time,
+/// through every output that includes drills, and its report names the schedule as the
+/// one who started it.
+#[test]
+fn a_scheduled_drill_runs_by_itself_and_has_its_report() {
+    let dir = scratch("scheduled");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let closed = free_port();
+    // A few seconds after the daemon is up (RFC 3339: a one-time drill).
+    let at = (eewgate::system::clock::now_utc() + chrono::TimeDelta::seconds(6))
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap())
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
+    let text = format!(
+        "[site]\nlat = 33.24\nlon = 131.61\narv400 = 1.2\narea_code = \"751\"\n\
+         [[outputs.relay]]\nid = 1\nname = \"elevators\"\nmin_class = \"3\"\ninclude = {{ drill = true }}\n\
+         [storage]\npath = \"history.db\"\n[time]\nrequire_sync = false\n\
+         [hardware]\nbackend = \"sim\"\n[[hardware.relay]]\nid = 1\npin = 5\n\
+         [webui]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n\
+         [assurance]\n[[assurance.drill]]\nat = \"{at}\"\nclass = \"5+\"\nseconds = 10\n\
+         [[links.jma_tcp]]\nname = \"primary\"\nhost = \"127.0.0.1\"\nport = {closed}\n"
+    );
+    let cfg = dir.join("eewgate.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start(&cfg);
+    let (cookie, _csrf) = set_up_and_log_in(&mut daemon, addr);
+    let auth = [("Cookie", cookie.as_str())];
+    // Nobody presses anything: the contact closes for the drill at its time.
+    let closing = daemon.first(Duration::from_secs(30), |v| {
+        v["type"] == "action" && v["output"] == "relay:1" && v["action"] == "on"
+    });
+    assert_eq!(closing["label"], "drill", "{closing:#}");
+    let event_id = closing["event_id"].as_str().unwrap().to_owned();
+    assert!(event_id.starts_with("drill-"), "{event_id}");
+    let started = chrono::DateTime::parse_from_rfc3339(closing["at"].as_str().unwrap()).unwrap();
+    let due = chrono::DateTime::parse_from_rfc3339(&at).unwrap();
+    assert!(started >= due, "not before its time: {started} < {due}");
+    let list = json_when(
+        addr,
+        "/api/drills/reports",
+        &auth,
+        Duration::from_secs(10),
+        |v| v["items"][0]["event_id"] == event_id.as_str(),
+    );
+    assert_eq!(list["items"][0]["event_id"], event_id.as_str(), "{list:#}");
+    let report = json_when(
+        addr,
+        &format!("/api/drills/reports/{event_id}"),
+        &auth,
+        Duration::from_secs(10),
+        |v| v["operator"]["who"] == "schedule",
+    );
+    assert_eq!(report["operator"]["who"], "schedule", "{report:#}");
+    assert!(
+        report["operator"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("scheduled drill, class 5+"),
+        "{report:#}"
+    );
+    let relay = channel(&report, "relay:1");
+    assert_eq!(relay["expected"][0]["action"], "on", "{report:#}");
+    assert_eq!(relay["expected"][0]["observed"]["ok"], true, "{report:#}");
+    daemon.stop();
+}
