@@ -358,8 +358,10 @@ fn write_time(x: &mut String, element: &str, t: JstTime) {
     let _ = write!(x, "<{element}>{t}</{element}>");
 }
 
-/// Text content and attribute values: the five characters XML gives a meaning.
-fn escape(s: &str) -> String {
+/// Text content and attribute values: the five characters XML gives a meaning escaped,
+/// and the control characters XML 1.0 does not allow dropped (newline and tab stay).
+/// Shared by every XML eewgate writes (this encoder, the CAP payload).
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -368,6 +370,7 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
             c => out.push(c),
         }
     }

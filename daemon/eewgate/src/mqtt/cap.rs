@@ -102,21 +102,9 @@ fn status(a: &Action) -> &'static str {
     }
 }
 
-/// XML text escaping.
+/// XML text escaping (eew-core's, shared with its JMA XML writer).
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    eew_core::telegram::jma_xml_encode::escape(s)
 }
 
 /// One CAP message: its identifier (for later `references`) and the XML.
