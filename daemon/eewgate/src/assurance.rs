@@ -291,7 +291,8 @@ pub(crate) fn channels(cfg: &DaemonConfig) -> Vec<(Channel, Option<RelayProbe>)>
         out.push((Channel::Led, None));
     }
     if cfg.settings.outputs.audio.enabled {
-        out.push((Channel::Audio { capture: false }, None));
+        let capture = cfg.audio.capture_device.is_some();
+        out.push((Channel::Audio { capture }, None));
     }
     if cfg.mqtt.enabled && cfg.settings.outputs.mqtt.enabled {
         out.push((

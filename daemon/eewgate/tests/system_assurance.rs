@@ -447,3 +447,90 @@ fn the_audio_probe_proves_the_device_but_not_that_it_was_heard() {
     );
     daemon.stop();
 }
+
+/// With a loopback capture (`[audio] capture_device`), the probe tone heard back proves
+/// the audio path (`capture`), and one not heard fails it. ALSA's `file` plugin stands in
+/// for the sound card both ways: playback into a WAV file, capture from a raw file whose
+/// content is what the loopback "hears" (a tone after a silence, or silence only).
+#[cfg(feature = "alsa")]
+#[test]
+fn a_loopback_capture_hears_the_probe_tone_back_or_faults_the_audio() {
+    let dir = scratch("capture");
+    let rate = 48_000usize;
+    let raw = |name: &str, with_tone: bool| {
+        let mut s: Vec<i16> = vec![0; rate * 3 / 10];
+        if with_tone {
+            s.extend((0..rate * 4 / 10).map(|i| {
+                (1000.0 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / rate as f64).sin())
+                    as i16
+            }));
+        }
+        s.resize(rate * 2, 0);
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            s.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        path
+    };
+    let heard = raw("heard.raw", true);
+    let silent = raw("silent.raw", false);
+    let conf = dir.join("asound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "</usr/share/alsa/alsa.conf>\n\
+             pcm.loop_heard {{ type file slave.pcm \"null\" file \"/dev/null\" infile {heard:?} format \"raw\" }}\n\
+             pcm.loop_silent {{ type file slave.pcm \"null\" file \"/dev/null\" infile {silent:?} format \"raw\" }}\n"
+        ),
+    )
+    .unwrap();
+    let broker = mosquitto::Mosquitto::start(&dir.join("broker"));
+    for (capture, expect_ok) in [("loop_heard", true), ("loop_silent", false)] {
+        let out = dir.join(format!("{capture}.wav"));
+        let cfg = config(
+            &dir,
+            broker.port(),
+            &format!(
+                "[audio]\nbackend = \"alsa\"\ndevice = \"file:FILE={},FORMAT=wav\"\ncapture_device = \"{capture}\"\n\
+                 [assurance]\nrelay_probe_window = \"any\"\nstart_delay_s = 0\n",
+                out.display()
+            ),
+        );
+        let mut daemon =
+            Daemon::start_with_env(&cfg, &[("ALSA_CONFIG_PATH", conf.to_str().unwrap())]);
+        let e = daemon.first(Duration::from_secs(20), |v| {
+            v["type"] == "evidence" && v["output"] == "audio" && v["method"] == "capture"
+        });
+        assert_eq!(e["source"], "probe", "{e:#}");
+        assert_eq!(e["ok"], expect_ok, "{capture}: {e:#}");
+        let detail = e["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(if expect_ok {
+                "heard back"
+            } else {
+                "NOT heard back"
+            }),
+            "{detail}"
+        );
+        if !expect_ok {
+            // Not heard: the audio is faulted at once, as any failed proof.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let faulted = loop {
+                let health = retained_health(broker.port(), "eewgate/tower");
+                let f = health["faults"].as_array().cloned().unwrap_or_default();
+                if f.contains(&json!("verification_failed:audio")) {
+                    break true;
+                }
+                if std::time::Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            assert!(faulted, "verification_failed:audio in the retained health");
+        }
+        daemon.stop();
+        std::fs::remove_file(dir.join("history.db")).ok();
+    }
+}

@@ -221,3 +221,79 @@ impl Sink for AlsaSink {
         Ok(())
     }
 }
+
+/// Records `duration` of mono S16_LE from the capture PCM `device` at (the rate nearest
+/// to) `rate` Hz (delivery assurance's loopback capture, which hears the probe tone back);
+/// `started` is called once the device is recording, so the tone is played inside the
+/// recording. Returns the samples and the rate. Non-blocking reads with a deadline: a
+/// wedged driver is an error, never a hung thread.
+pub fn capture(
+    device: &str,
+    rate: u32,
+    duration: Duration,
+    started: impl FnOnce(),
+) -> Result<(Vec<i16>, u32), SinkError> {
+    let err = open_err(device);
+    let name = std::ffi::CString::new(device).map_err(|_| SinkError::Open {
+        what: format!("ALSA capture device {device:?}"),
+        detail: "the name contains a NUL byte".to_owned(),
+    })?;
+    let pcm = PCM::open(&name, Direction::Capture, true).map_err(&err)?;
+    let (rate, channels) = {
+        let hwp = HwParams::any(&pcm).map_err(&err)?;
+        hwp.set_access(Access::RWInterleaved).map_err(&err)?;
+        hwp.set_format(Format::S16LE).map_err(&err)?;
+        let channels = if hwp.set_channels(1).is_ok() {
+            1
+        } else {
+            hwp.set_channels(2).map_err(&err)?;
+            2
+        };
+        let rate = hwp.set_rate_near(rate, ValueOr::Nearest).map_err(&err)?;
+        hwp.set_buffer_time_near(BUFFER_US, ValueOr::Nearest)
+            .map_err(&err)?;
+        hwp.set_period_time_near(PERIOD_US, ValueOr::Nearest)
+            .map_err(&err)?;
+        pcm.hw_params(&hwp).map_err(&err)?;
+        (rate, channels)
+    };
+    pcm.prepare().map_err(&err)?;
+    pcm.start().map_err(&err)?;
+    let read_err = |e: alsa::Error| SinkError::Write {
+        what: format!("ALSA capture device {device:?}"),
+        detail: e.to_string(),
+    };
+    let want = (duration.as_secs_f64() * f64::from(rate)).round() as usize;
+    let mut out: Vec<i16> = Vec::with_capacity(want);
+    let mut buf = vec![0i16; 1024 * channels];
+    let deadline = Instant::now() + duration + WRITE_TIMEOUT;
+    let mut started = Some(started);
+    while out.len() < want {
+        if let Some(f) = started.take() {
+            f();
+        }
+        let io = pcm.io_i16().map_err(read_err)?;
+        match io.readi(&mut buf) {
+            Ok(frames) => {
+                for frame in buf.chunks(channels).take(frames) {
+                    // Mono: the first channel of a stereo capture.
+                    out.push(frame.first().copied().unwrap_or(0));
+                }
+            }
+            Err(e) if e.errno() == Errno::EAGAIN as i32 => {
+                if Instant::now() >= deadline {
+                    return Err(SinkError::Write {
+                        what: format!("ALSA capture device {device:?}"),
+                        detail: "no samples came (driver stuck?)".to_owned(),
+                    });
+                }
+                let _ = pcm.wait(Some(WAIT_MS));
+            }
+            Err(e) => {
+                pcm.try_recover(e, true).map_err(read_err)?;
+            }
+        }
+    }
+    out.truncate(want);
+    Ok((out, rate))
+}

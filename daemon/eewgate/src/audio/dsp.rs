@@ -120,9 +120,93 @@ pub fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len() as f64).sqrt()
 }
 
+/// What a loopback capture heard of the probe tone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Heard {
+    /// The quietest 50 ms of the capture (the room and the line with no tone), dBFS.
+    pub floor_db: f64,
+    /// The loudest 50 ms, dBFS.
+    pub peak_db: f64,
+    /// The tone stood out: at least [`HEARD_MARGIN_DB`] over the floor and above
+    /// [`HEARD_MIN_DB`].
+    pub heard: bool,
+}
+
+/// How far above the capture's own floor the tone must be.
+pub const HEARD_MARGIN_DB: f64 = 10.0;
+/// Quieter than this is not a tone, whatever the floor.
+pub const HEARD_MIN_DB: f64 = -70.0;
+
+fn dbfs(rms: f64) -> f64 {
+    20.0 * (rms.max(0.5) / f64::from(i16::MAX)).log10()
+}
+
+/// Compares the capture's loudest and quietest 50 ms windows: the probe tone (400 ms)
+/// fills some windows, the silence around it others, whatever the loopback's delay.
+pub fn heard(capture: &[i16], rate: u32) -> Heard {
+    let window = (rate as usize / 20).max(1);
+    let levels: Vec<f64> = capture
+        .chunks(window)
+        .filter(|c| c.len() == window)
+        .map(rms)
+        .collect();
+    let floor = levels.iter().copied().fold(f64::INFINITY, f64::min);
+    let peak = levels.iter().copied().fold(0.0, f64::max);
+    if levels.is_empty() {
+        return Heard {
+            floor_db: dbfs(0.0),
+            peak_db: dbfs(0.0),
+            heard: false,
+        };
+    }
+    let (floor_db, peak_db) = (dbfs(floor), dbfs(peak));
+    Heard {
+        floor_db,
+        peak_db,
+        heard: peak_db >= HEARD_MIN_DB && peak_db - floor_db >= HEARD_MARGIN_DB,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tone(n: usize, amplitude: f64) -> Vec<i16> {
+        (0..n)
+            .map(|i| (amplitude * (2.0 * std::f64::consts::PI * i as f64 / 16.0).sin()) as i16)
+            .collect()
+    }
+
+    #[test]
+    fn a_tone_over_silence_is_heard_and_noise_alone_is_not() {
+        // 300 ms silence, 400 ms at -30 dBFS, 500 ms silence, at 16 kHz.
+        let mut c = vec![0i16; 4800];
+        c.extend(tone(6400, 1036.0));
+        c.extend(vec![0i16; 8000]);
+        let h = heard(&c, 16000);
+        assert!(h.heard, "{h:?}");
+        assert!(
+            (h.peak_db - -33.0).abs() < 1.0,
+            "a sine's RMS is 3 dB under its peak: {h:?}"
+        );
+        // The same tone buried in noise as loud: not heard.
+        let noise: Vec<i16> = (0..c.len())
+            .map(|i| if i % 2 == 0 { 1000 } else { -1000 })
+            .collect();
+        let buried: Vec<i16> = c
+            .iter()
+            .zip(&noise)
+            .map(|(a, b)| a.saturating_add(*b))
+            .collect();
+        assert!(!heard(&buried, 16000).heard, "{:?}", heard(&buried, 16000));
+        // Silence, and a tone far below anything a PA passes: not heard.
+        assert!(!heard(&vec![0i16; 19200], 16000).heard);
+        let mut faint = vec![0i16; 4800];
+        faint.extend(tone(6400, 5.0));
+        faint.extend(vec![0i16; 8000]);
+        assert!(!heard(&faint, 16000).heard, "{:?}", heard(&faint, 16000));
+        assert!(!heard(&[], 16000).heard);
+    }
 
     #[test]
     fn resampling_keeps_duration_and_shape() {

@@ -300,6 +300,12 @@ pub(crate) fn spawn(
     let probe = (cfg.backend != AudioBackend::Null).then(|| AudioProbe {
         tx: thread_tx.clone(),
         level_db: cfg.probe_level_db,
+        capture: cfg.capture_device.clone().map(|device| Capture {
+            device,
+            rate: cfg.sample_rate,
+            ctx: ctx.clone(),
+            busy: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }),
     });
     sup.spawn(
         "audio",
@@ -309,21 +315,113 @@ pub(crate) fn spawn(
 }
 
 /// Asks the player thread for delivery assurance's probe tone (never waits).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct AudioProbe {
     tx: PlayerQueue,
     level_db: f64,
+    /// The loopback capture that hears the tone back, if one is configured.
+    capture: Option<Capture>,
 }
 
+impl std::fmt::Debug for AudioProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioProbe")
+            .field("level_db", &self.level_db)
+            .field("capture", &self.capture.as_ref().map(|c| c.device.as_str()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[audio] capture_device`: where the probe tone is listened for.
+#[derive(Clone)]
+struct Capture {
+    device: String,
+    rate: u32,
+    ctx: Ctx,
+    /// A capture is under way (one at a time).
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long the capture records: the tone (400 ms) with room before and after it for the
+/// loopback's delay and the quiet the tone is compared with.
+#[cfg(feature = "alsa")]
+const CAPTURE_LENGTH: Duration = Duration::from_millis(1200);
+/// How long the capture records before the tone is asked for.
+const CAPTURE_LEAD: Duration = Duration::from_millis(200);
+
 impl AudioProbe {
-    /// Queues the probe; why not as a stable code.
+    /// Queues the probe; why not as a stable code. With a capture device, the tone is
+    /// played once the capture is recording, on a thread of its own, and what it heard
+    /// is evidence (`capture`).
     pub(crate) fn request(&self) -> Result<(), &'static str> {
-        self.tx
-            .try_send(player::Command::Probe {
-                level_db: self.level_db,
+        let Some(capture) = &self.capture else {
+            return self
+                .tx
+                .try_send(player::Command::Probe {
+                    level_db: self.level_db,
+                })
+                .map_err(|_| "busy");
+        };
+        use std::sync::atomic::Ordering;
+        if capture.busy.swap(true, Ordering::SeqCst) {
+            return Err("busy");
+        }
+        let capture = capture.clone();
+        let tx = self.tx.clone();
+        let level_db = self.level_db;
+        std::thread::Builder::new()
+            .name("eewgate-capture".into())
+            .spawn(move || {
+                let (ok, detail) = listen(&capture.device, capture.rate, || {
+                    std::thread::sleep(CAPTURE_LEAD);
+                    let _ = tx.try_send(player::Command::Probe { level_db });
+                });
+                capture.ctx.evidence(Proof {
+                    channel: "audio".to_owned(),
+                    source: "probe",
+                    method: eew_core::assurance::method::CAPTURE,
+                    ok,
+                    measurement_ms: None,
+                    detail,
+                });
+                capture.busy.store(false, Ordering::SeqCst);
             })
+            .map(|_| ())
             .map_err(|_| "busy")
     }
+}
+
+/// Records the loopback while the tone plays (`play` asks for it) and says whether it was
+/// heard, with the levels.
+#[cfg(feature = "alsa")]
+fn listen(device: &str, rate: u32, play: impl FnOnce()) -> (bool, String) {
+    match alsa_sink::capture(device, rate, CAPTURE_LENGTH, play) {
+        Ok((samples, rate)) => {
+            let h = dsp::heard(&samples, rate);
+            let detail = format!(
+                "the probe tone was {} on {device}: loudest {:.1} dBFS over a floor of {:.1} dBFS ({:+.1} dB; {} needed)",
+                if h.heard {
+                    "heard back"
+                } else {
+                    "NOT heard back"
+                },
+                h.peak_db,
+                h.floor_db,
+                h.peak_db - h.floor_db,
+                dsp::HEARD_MARGIN_DB
+            );
+            (h.heard, detail)
+        }
+        Err(err) => (false, format!("the loopback capture failed: {err}")),
+    }
+}
+
+#[cfg(not(feature = "alsa"))]
+fn listen(device: &str, _rate: u32, _play: impl FnOnce()) -> (bool, String) {
+    (
+        false,
+        format!("cannot listen on {device:?}: eewgate was built without the `alsa` feature"),
+    )
 }
 
 /// The player thread's command queue.

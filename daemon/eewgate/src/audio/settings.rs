@@ -93,6 +93,9 @@ pub struct AudioConfig {
     /// Level of delivery assurance's probe tone (dBFS, −60…−10): low, so a PA left on
     /// at night hears a faint beep at most.
     pub probe_level_db: f64,
+    /// An ALSA capture PCM that hears the PA (a loopback from the amplifier's monitor
+    /// output): the probe tone heard back there proves the audio path (`capture`).
+    pub capture_device: Option<String>,
 }
 
 impl Default for AudioConfig {
@@ -107,6 +110,7 @@ impl Default for AudioConfig {
             repeat: 2,
             sample_rate: 48000,
             probe_level_db: -30.0,
+            capture_device: None,
         }
     }
 }
@@ -122,6 +126,7 @@ const KEYS: &[&str] = &[
     "repeat",
     "sample_rate",
     "probe_level_db",
+    "capture_device",
 ];
 
 /// Reads `[audio]` from the settings file's top-level `table`; every problem goes to `w`
@@ -182,6 +187,23 @@ pub(crate) fn section(w: &mut Walker, table: &Table, base: &Path) -> AudioConfig
                 "backend = \"alsa\" needs eewgate built with the `alsa` feature \
                  (cargo build --features alsa)",
             );
+        }
+    }
+    if let Some((path, v)) = w.get(t, p, "capture_device")
+        && let Some(s) = w.str_at(&path, v)
+    {
+        if s.trim().is_empty() || s.chars().any(char::is_control) {
+            w.error(
+                path,
+                "must name an ALSA capture PCM, e.g. \"hw:1,0\" or \"plughw:CARD=Device\"",
+            );
+        } else if out.backend != AudioBackend::Alsa {
+            w.error(
+                path,
+                "only used with backend = \"alsa\" (the capture hears what the sound card plays)",
+            );
+        } else {
+            out.capture_device = Some(s.to_owned());
         }
     }
     if let Some((path, v)) = w.get(t, p, "device")
