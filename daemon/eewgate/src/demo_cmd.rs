@@ -391,6 +391,19 @@ pub fn narrate(v: &Value) -> Option<String> {
                 .unwrap_or_default()
         ),
         "link" => format!("link      {} {}", text(v, "link"), text(v, "state")),
+        // Delivery assurance: what proved an output working (or did not).
+        "evidence" => format!(
+            "proof     {} {} by {} ({}): {}",
+            text(v, "output"),
+            if v.get("ok") == Some(&Value::Bool(true)) {
+                "working"
+            } else {
+                "NOT PROVED"
+            },
+            text(v, "method"),
+            text(v, "source"),
+            text(v, "detail")
+        ),
         "pin" | "garbage" => return None,
         "audio" => format!(
             "audio     {} {}{}",
@@ -493,5 +506,11 @@ mod tests {
         let announce = serde_json::json!({"type": "action", "output": "audio",
             "action": "announce", "text_ja": "緊急地震速報", "text_en": "EEW"});
         assert!(narrate(&announce).unwrap().contains("「緊急地震速報」"));
+        let proof = serde_json::json!({"type": "evidence", "output": "audio", "ok": true,
+            "method": "playback", "source": "alarm", "detail": "played 15.2 s"});
+        assert_eq!(
+            narrate(&proof).unwrap().split_once("  ").unwrap().1,
+            "proof     audio working by playback (alarm): played 15.2 s"
+        );
     }
 }
