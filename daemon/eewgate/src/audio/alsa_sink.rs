@@ -55,38 +55,50 @@ fn open_err(device: &str) -> impl Fn(alsa::Error) -> SinkError + '_ {
     }
 }
 
+/// Opens `device` in `direction`, non-blocking, as S16_LE interleaved, mono when the
+/// device takes it (else stereo), at the rate nearest to `rate`, with the sink's buffer
+/// and period: the PCM, its rate and its channel count. Shared by playback and the
+/// loopback capture.
+fn open_pcm(device: &str, direction: Direction, rate: u32) -> Result<(PCM, u32, usize), SinkError> {
+    let err = open_err(device);
+    // `PCM::new` panics on a NUL byte; the name comes from the settings file.
+    let name = std::ffi::CString::new(device).map_err(|_| SinkError::Open {
+        what: format!("ALSA device {device:?}"),
+        detail: "the name contains a NUL byte".to_owned(),
+    })?;
+    // Non-blocking: a blocking open of a device another process holds would wait for it
+    // forever, and so would a read or write on a wedged driver. Those wait with a bound.
+    let pcm = PCM::open(&name, direction, true).map_err(&err)?;
+    let (rate, channels) = {
+        let hwp = HwParams::any(&pcm).map_err(&err)?;
+        hwp.set_access(Access::RWInterleaved).map_err(&err)?;
+        hwp.set_format(Format::S16LE).map_err(&err)?;
+        let channels = if hwp.set_channels(1).is_ok() {
+            1
+        } else {
+            hwp.set_channels(2).map_err(&err)?;
+            2
+        };
+        let rate = hwp.set_rate_near(rate, ValueOr::Nearest).map_err(&err)?;
+        hwp.set_buffer_time_near(BUFFER_US, ValueOr::Nearest)
+            .map_err(&err)?;
+        hwp.set_period_time_near(PERIOD_US, ValueOr::Nearest)
+            .map_err(&err)?;
+        pcm.hw_params(&hwp).map_err(&err)?;
+        (rate, channels)
+    };
+    Ok((pcm, rate, channels))
+}
+
 impl AlsaSink {
     /// Opens `device` for playback at (the rate nearest to) `rate` Hz.
     pub fn open(device: &str, rate: u32) -> Result<Self, SinkError> {
         let err = open_err(device);
-        // `PCM::new` panics on a NUL byte; the name comes from the settings file.
-        let name = std::ffi::CString::new(device).map_err(|_| SinkError::Open {
-            what: format!("ALSA device {device:?}"),
-            detail: "the name contains a NUL byte".to_owned(),
-        })?;
-        // Non-blocking: a blocking open of a device another process holds would wait
-        // for it forever, and so would a write to a wedged driver. Writes wait with a
-        // bound instead (`write`).
-        let pcm = PCM::open(&name, Direction::Playback, true).map_err(&err)?;
-        let (rate, channels, period) = {
-            let hwp = HwParams::any(&pcm).map_err(&err)?;
-            hwp.set_access(Access::RWInterleaved).map_err(&err)?;
-            hwp.set_format(Format::S16LE).map_err(&err)?;
-            let channels = if hwp.set_channels(1).is_ok() {
-                1
-            } else {
-                hwp.set_channels(2).map_err(&err)?;
-                2
-            };
-            let rate = hwp.set_rate_near(rate, ValueOr::Nearest).map_err(&err)?;
-            hwp.set_buffer_time_near(BUFFER_US, ValueOr::Nearest)
-                .map_err(&err)?;
-            hwp.set_period_time_near(PERIOD_US, ValueOr::Nearest)
-                .map_err(&err)?;
-            pcm.hw_params(&hwp).map_err(&err)?;
-            let current = pcm.hw_params_current().map_err(&err)?;
-            (rate, channels, current.get_period_size().map_err(&err)?)
-        };
+        let (pcm, rate, channels) = open_pcm(device, Direction::Playback, rate)?;
+        let period = pcm
+            .hw_params_current()
+            .and_then(|current| current.get_period_size())
+            .map_err(&err)?;
         {
             // Start as soon as one period is queued: the first word must not wait for a
             // full buffer.
@@ -234,29 +246,7 @@ pub fn capture(
     started: impl FnOnce(),
 ) -> Result<(Vec<i16>, u32), SinkError> {
     let err = open_err(device);
-    let name = std::ffi::CString::new(device).map_err(|_| SinkError::Open {
-        what: format!("ALSA capture device {device:?}"),
-        detail: "the name contains a NUL byte".to_owned(),
-    })?;
-    let pcm = PCM::open(&name, Direction::Capture, true).map_err(&err)?;
-    let (rate, channels) = {
-        let hwp = HwParams::any(&pcm).map_err(&err)?;
-        hwp.set_access(Access::RWInterleaved).map_err(&err)?;
-        hwp.set_format(Format::S16LE).map_err(&err)?;
-        let channels = if hwp.set_channels(1).is_ok() {
-            1
-        } else {
-            hwp.set_channels(2).map_err(&err)?;
-            2
-        };
-        let rate = hwp.set_rate_near(rate, ValueOr::Nearest).map_err(&err)?;
-        hwp.set_buffer_time_near(BUFFER_US, ValueOr::Nearest)
-            .map_err(&err)?;
-        hwp.set_period_time_near(PERIOD_US, ValueOr::Nearest)
-            .map_err(&err)?;
-        pcm.hw_params(&hwp).map_err(&err)?;
-        (rate, channels)
-    };
+    let (pcm, rate, channels) = open_pcm(device, Direction::Capture, rate)?;
     pcm.prepare().map_err(&err)?;
     pcm.start().map_err(&err)?;
     let read_err = |e: alsa::Error| SinkError::Write {
