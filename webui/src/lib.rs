@@ -156,6 +156,12 @@ impl<A: Appliance> WebUi<A> {
         self.shared.setup_code()
     }
 
+    /// Returns once first-boot setup is complete (at once when it was never pending), so
+    /// the caller can withdraw the code it showed.
+    pub async fn setup_finished(&self) {
+        self.shared.setup_finished().await;
+    }
+
     /// The router (state included). Serve it with
     /// `into_make_service_with_connect_info::<SocketAddr>()` so login limits are per
     /// client.

@@ -111,6 +111,8 @@ pub(crate) struct Shared<A> {
     setup_code: Mutex<Option<String>>,
     /// Serialises setup attempts.
     setup_lock: tokio::sync::Mutex<()>,
+    /// Woken when setup completes (the daemon then removes the code from the console).
+    setup_done: tokio::sync::Notify,
     sessions: Mutex<SessionStore>,
     limiter: Mutex<RateLimiter>,
     /// One Argon2 computation at a time (19 MiB each): a flood of parallel logins must
@@ -131,6 +133,7 @@ impl<A: Appliance> Shared<A> {
             options,
             setup_code: Mutex::new(setup_code),
             setup_lock: tokio::sync::Mutex::new(()),
+            setup_done: tokio::sync::Notify::new(),
             sessions: Mutex::new(sessions),
             limiter: Mutex::new(RateLimiter::default()),
             hashing: tokio::sync::Semaphore::new(1),
@@ -143,6 +146,20 @@ impl<A: Appliance> Shared<A> {
 
     fn setup_pending(&self) -> bool {
         lock(&self.setup_code).is_some()
+    }
+
+    /// Returns once no setup is pending (at once if none was).
+    pub(crate) async fn setup_finished(&self) {
+        loop {
+            // Registered before the check, so a completion in between is not missed.
+            let done = self.setup_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if !self.setup_pending() {
+                return;
+            }
+            done.await;
+        }
     }
 
     async fn audit(&self, action: &str, who: &str, detail: String) {
@@ -592,6 +609,7 @@ async fn setup<A: Appliance>(
         .await
         .map_err(ApiError::internal)?;
     *lock(&shared.setup_code) = None;
+    shared.setup_done.notify_waiters();
     shared
         .audit(
             "setup",

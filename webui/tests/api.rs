@@ -107,6 +107,13 @@ async fn wrong_setup_code_and_short_password_are_refused() {
 #[tokio::test]
 async fn setup_then_login_works_and_setup_closes() {
     let (fake, ui, router) = fresh().await;
+    // Someone waits to withdraw the code from the console once setup is done.
+    let waiter = {
+        let ui = ui.clone();
+        tokio::spawn(async move { ui.setup_finished().await })
+    };
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished(), "setup is still pending");
     // The code is accepted however it is typed.
     let code = ui.setup_code().unwrap().to_lowercase().replace('-', " ");
     let r = send(
@@ -119,6 +126,10 @@ async fn setup_then_login_works_and_setup_closes() {
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(ui.setup_code().is_none());
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("setup_finished returns once setup is done")
+        .unwrap();
     assert!(
         fake.state()
             .admin_hash
@@ -149,6 +160,8 @@ async fn setup_then_login_works_and_setup_closes() {
         .await
         .unwrap();
     assert!(ui2.setup_code().is_none());
+    // Never pending: returns at once.
+    ui2.setup_finished().await;
     // ...and sessions do not survive it.
     let r = send(&ui2.router(), get("/api/session", Some(&cookie))).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);

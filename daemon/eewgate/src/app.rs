@@ -84,6 +84,9 @@ pub struct RunOptions {
     /// The settings file the daemon was started from: the web UI edits it, and a saved
     /// change restarts the daemon's tasks with it. `None`: the settings cannot be edited.
     pub config_path: Option<std::path::PathBuf>,
+    /// Where `health.json` and the first-boot `setup-code` are kept for the programs
+    /// beside the daemon (`/run/eewgate` under systemd); `None`: nowhere.
+    pub runtime_dir: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
@@ -230,6 +233,15 @@ async fn run_async(mut cfg: DaemonConfig, opts: RunOptions) -> anyhow::Result<Ex
     // The web UI ends last: the page that asked for the stop sees it happen.
     process.webui = None;
     background.abort_all();
+    // A stopped daemon has no health to report and no setup to offer.
+    if let Some(dir) = &opts.runtime_dir {
+        use crate::system::runtime_dir::{HEALTH_FILE, SETUP_CODE_FILE, remove};
+        for name in [HEALTH_FILE, SETUP_CODE_FILE] {
+            if let Err(e) = remove(dir, name) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove {name}");
+            }
+        }
+    }
     process.notifier.notify("STOPPING=1");
     if let Some(p) = &process.events {
         p.flush(Duration::from_secs(1));
@@ -292,6 +304,14 @@ async fn run_generation(
 
     for note in &cfg.notes {
         tracing::warn!("settings: {note}");
+    }
+    // Remembered before any contact can close, for an `eewgate failsafe` after a crash
+    // whose settings file was edited since (every contact of the previous start was
+    // released on its way out).
+    if let Some(dir) = crate::run_cmd::state_dir(None)
+        && let Err(e) = crate::outputs::remember_pins(&cfg.hardware, &dir)
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remember the relay pins for failsafe");
     }
 
     // History: opened first so the rest can record; a storage problem degrades history
@@ -388,19 +408,11 @@ async fn run_generation(
         },
     );
 
-    // Liveness: systemd watchdog and/or the hardware watchdog, and STATUS= lines.
-    {
-        let cancel = sup.token();
-        let notifier = notifier.clone();
-        let hw = cfg.daemon.hardware_watchdog.clone();
-        let status_rx = status_rx.clone();
-        let progress = progress.clone();
-        let status_tx = status_tx.clone();
+    // The health file beside the daemon (rewritten by each start of the tasks).
+    if let Some(dir) = &opts.runtime_dir {
         sup.spawn(
-            "liveness",
-            liveness_task(
-                notifier, hw, status_rx, status_tx, progress, ready_rx, cancel,
-            ),
+            "runtime-health",
+            crate::system::runtime_dir::health_task(dir.clone(), status_rx.clone(), sup.token()),
         );
     }
 
@@ -458,8 +470,26 @@ async fn run_generation(
             events: events.as_ref(),
             settings: &process.settings,
             commands: command_tx,
+            runtime_dir: opts.runtime_dir.as_deref(),
         };
         crate::webui::attach(&mut process.webui, &mut sup, wiring).await;
+    }
+
+    // Liveness: systemd watchdog and/or the hardware watchdog, and STATUS= lines. Started
+    // after the web UI is attached, so READY=1 means its setup code (if any) is out too.
+    {
+        let cancel = sup.token();
+        let notifier = notifier.clone();
+        let hw = cfg.daemon.hardware_watchdog.clone();
+        let status_rx = status_rx.clone();
+        let progress = progress.clone();
+        let status_tx = status_tx.clone();
+        sup.spawn(
+            "liveness",
+            liveness_task(
+                notifier, hw, status_rx, status_tx, progress, ready_rx, cancel,
+            ),
+        );
     }
 
     tracing::info!(links = cfg.links.len(), "eewgate started");

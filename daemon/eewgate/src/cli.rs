@@ -74,6 +74,14 @@ enum Command {
     Failsafe(crate::run_cmd::FailsafeArgs),
     /// Check a settings file and report every problem at once (exit 78 when invalid).
     CheckConfig(crate::run_cmd::CheckConfigArgs),
+    /// Is the running daemon ready and without faults? Exit 0 when it is, 1 (printing
+    /// why) when not: for an update's mark-good and for scripts.
+    ///
+    /// Reads `health.json` from the daemon's runtime directory; needs no login or broker.
+    HealthGate(crate::local_cmd::HealthGateArgs),
+    /// Show the web UI's first-boot setup code with the addresses to open (nothing once
+    /// the appliance is set up); for the console at first boot.
+    SetupCode(crate::local_cmd::SetupCodeArgs),
     /// Run the whole daemon here with nothing to wire: sim relays and LED, audio to WAV
     /// files, SQLite history, MQTT to a local broker, fed a recorded earthquake sequence.
     ///
@@ -95,6 +103,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::History(args) => crate::history_cmd::run(&args),
         Command::Run(args) => crate::run_cmd::run(&args),
         Command::CheckConfig(args) => Ok(crate::run_cmd::check_config(&args)),
+        Command::HealthGate(args) => Ok(crate::local_cmd::health_gate(&args)),
+        Command::SetupCode(args) => Ok(crate::local_cmd::setup_code(&args)),
         Command::Failsafe(args) => Ok(crate::run_cmd::failsafe(&args)),
         Command::Sim(args) => crate::sim::run(&args),
         Command::Demo(args) => crate::demo_cmd::run(&args),

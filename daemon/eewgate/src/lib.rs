@@ -28,6 +28,7 @@ pub mod drills;
 pub mod history_cmd;
 pub mod hw;
 pub mod inputs;
+pub mod local_cmd;
 pub mod mqtt;
 pub mod outputs;
 pub mod predict_cmd;

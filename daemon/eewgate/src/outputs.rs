@@ -944,6 +944,82 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// The file in the state directory that remembers the pins a daemon drives, for a
+/// failsafe whose settings file has since become invalid or names other pins.
+pub const FAILSAFE_FILE: &str = "failsafe-pins.json";
+
+/// Remembers `cfg`'s relay pins in `dir` (at every start, before a contact can close).
+pub fn remember_pins(cfg: &HardwareConfig, dir: &std::path::Path) -> std::io::Result<()> {
+    let relays: Vec<serde_json::Value> = cfg
+        .relays
+        .iter()
+        .map(|r| json!({"id": r.id, "pin": r.pin, "active_low": r.active_low}))
+        .collect();
+    let backend = match cfg.backend {
+        crate::config::HardwareBackend::Sim => "sim",
+        crate::config::HardwareBackend::Rpi => "rpi",
+    };
+    let doc = json!({
+        "backend": backend,
+        "sim_state_file": cfg.sim_state_file.as_ref().map(|p| p.display().to_string()),
+        "relays": relays,
+    });
+    crate::system::runtime_dir::write_atomic(dir, FAILSAFE_FILE, &doc.to_string())
+}
+
+/// The pins remembered in `dir`, if any (relays only: the LED has no unsafe state).
+pub fn recall_pins(dir: &std::path::Path) -> anyhow::Result<Option<HardwareConfig>> {
+    let path = dir.join(FAILSAFE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => anyhow::bail!("{}: {e}", path.display()),
+    };
+    let bad = || anyhow::anyhow!("{}: not a failsafe pin file", path.display());
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad())?;
+    let backend = match doc.get("backend").and_then(serde_json::Value::as_str) {
+        Some("sim") => crate::config::HardwareBackend::Sim,
+        Some("rpi") => crate::config::HardwareBackend::Rpi,
+        _ => return Err(bad()),
+    };
+    let mut relays = Vec::new();
+    for r in doc
+        .get("relays")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(bad)?
+    {
+        let num = |k: &str| {
+            r.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| u8::try_from(n).ok())
+        };
+        let (Some(id), Some(pin), Some(active_low)) = (
+            num("id"),
+            num("pin"),
+            r.get("active_low").and_then(serde_json::Value::as_bool),
+        ) else {
+            return Err(bad());
+        };
+        relays.push(RelayPins {
+            id,
+            pin,
+            active_low,
+            readback_pin: None,
+            readback_timeout: Duration::ZERO,
+            probe: eew_core::assurance::RelayProbe::None,
+        });
+    }
+    Ok(Some(HardwareConfig {
+        backend,
+        relays,
+        led: None,
+        sim_state_file: doc
+            .get("sim_state_file")
+            .and_then(serde_json::Value::as_str)
+            .map(std::path::PathBuf::from),
+    }))
+}
+
 /// `eewgate failsafe`: every configured relay pin to its released level, then exit.
 pub fn failsafe(cfg: &HardwareConfig) -> anyhow::Result<Vec<serde_json::Value>> {
     let sim = SimBoard::new();
@@ -967,4 +1043,52 @@ pub fn failsafe(cfg: &HardwareConfig) -> anyhow::Result<Vec<serde_json::Value>> 
         done.push(line);
     }
     Ok(done)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_pins_come_back_and_a_damaged_file_is_an_error() {
+        let dir =
+            std::env::temp_dir().join(format!("eewgate-failsafe-pins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(
+            recall_pins(&dir).unwrap().is_none(),
+            "nothing remembered yet"
+        );
+        let hw = HardwareConfig {
+            backend: crate::config::HardwareBackend::Rpi,
+            relays: vec![RelayPins {
+                id: 2,
+                pin: 6,
+                active_low: true,
+                readback_pin: Some(24),
+                readback_timeout: Duration::from_millis(100),
+                probe: eew_core::assurance::RelayProbe::Idle,
+            }],
+            led: None,
+            sim_state_file: None,
+        };
+        remember_pins(&hw, &dir).unwrap();
+        let back = recall_pins(&dir).unwrap().unwrap();
+        assert_eq!(back.backend, hw.backend);
+        assert_eq!(
+            back.relays
+                .iter()
+                .map(|r| (r.id, r.pin, r.active_low))
+                .collect::<Vec<_>>(),
+            vec![(2, 6, true)]
+        );
+        std::fs::write(
+            dir.join(FAILSAFE_FILE),
+            "{\"backend\": \"sim\", \"relays\": [{\"id\": 1}]}",
+        )
+        .unwrap();
+        let err = recall_pins(&dir).unwrap_err().to_string();
+        assert!(err.contains("not a failsafe pin file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

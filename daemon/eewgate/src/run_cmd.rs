@@ -18,6 +18,10 @@ pub struct RunArgs {
     /// JSON Lines (`type`: action, telegram, link, garbage, fault).
     #[arg(long)]
     events_stdout: bool,
+    /// Keep `health.json` and the first-boot `setup-code` here for `eewgate health-gate`
+    /// and `eewgate setup-code` (default: systemd's `$RUNTIME_DIRECTORY`, else nowhere).
+    #[arg(long, value_name = "DIR")]
+    runtime_dir: Option<PathBuf>,
 }
 
 /// Arguments of `eewgate check-config`.
@@ -40,6 +44,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         events_stdout: args.events_stdout,
         config_path: Some(args.config.clone()),
+        runtime_dir: crate::system::runtime_dir::resolve(args.runtime_dir.as_deref()),
         ..RunOptions::default()
     }
     .with_env_hooks();
@@ -91,28 +96,79 @@ pub struct FailsafeArgs {
     /// Settings file naming the relay pins.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+    /// Where the daemon remembered the pins it drove (default: systemd's
+    /// `$STATE_DIRECTORY`): released too, so a settings file edited since (invalid, or
+    /// naming other pins) cannot leave a contact closed.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
-/// Releases every configured relay contact: exit 0, 78 on invalid settings, 1 when a pin
-/// could not be set.
+/// The state directory: the flag, else the first of systemd's `$STATE_DIRECTORY`.
+pub(crate) fn state_dir(flag: Option<&std::path::Path>) -> Option<PathBuf> {
+    if let Some(p) = flag {
+        return Some(p.to_owned());
+    }
+    let env = std::env::var_os("STATE_DIRECTORY")?;
+    let first = env.to_string_lossy().split(':').next()?.to_owned();
+    (!first.is_empty()).then(|| PathBuf::from(first))
+}
+
+/// Releases every relay contact the settings name and every one the daemon last drove:
+/// exit 0; 78 when the settings are invalid and no remembered pins could stand in; 1
+/// when a pin could not be set.
 pub fn failsafe(args: &FailsafeArgs) -> ExitCode {
-    let cfg = match config::load_daemon(&args.config) {
-        Ok(cfg) => cfg,
+    let cfg = config::load_daemon(&args.config);
+    let remembered = match state_dir(args.state_dir.as_deref()) {
+        Some(dir) => match crate::outputs::recall_pins(&dir) {
+            Ok(r) => r,
+            Err(err) => {
+                eprintln!("eewgate failsafe: {err:#}");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut boards = Vec::new();
+    // The remembered pins first: the settings' own levels are what stays.
+    if let Some(r) = remembered {
+        boards.push(("remembered", r));
+    }
+    let invalid = match cfg {
+        Ok(cfg) => {
+            boards.push(("settings", cfg.hardware));
+            false
+        }
         Err(errors) => {
             print_errors(&args.config, &errors);
-            return ExitCode::from(EX_CONFIG);
+            true
         }
     };
-    match crate::outputs::failsafe(&cfg.hardware) {
-        Ok(lines) => {
-            for l in lines {
-                println!("{l}");
+    if boards.is_empty() {
+        return ExitCode::from(EX_CONFIG);
+    }
+    if invalid {
+        eprintln!("eewgate failsafe: releasing the pins the daemon last drove instead");
+    }
+    let mut failed = false;
+    for (source, hw) in &boards {
+        match crate::outputs::failsafe(hw) {
+            Ok(lines) => {
+                for mut l in lines {
+                    if let Some(m) = l.as_object_mut() {
+                        m.insert("from".to_owned(), serde_json::json!(source));
+                    }
+                    println!("{l}");
+                }
             }
-            ExitCode::SUCCESS
+            Err(err) => {
+                eprintln!("eewgate failsafe ({source}): {err:#}");
+                failed = true;
+            }
         }
-        Err(err) => {
-            eprintln!("eewgate failsafe: {err:#}");
-            ExitCode::FAILURE
-        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

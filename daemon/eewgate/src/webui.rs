@@ -1287,6 +1287,8 @@ pub(crate) struct Wiring<'a> {
     pub events: Option<&'a EventPrinter>,
     pub settings: &'a Arc<SettingsFile>,
     pub commands: tokio::sync::mpsc::Sender<crate::app::CoreCommand>,
+    /// Where the first-boot setup code is left for the console (`eewgate setup-code`).
+    pub runtime_dir: Option<&'a Path>,
 }
 
 /// The web UI server, which outlives the restarts that apply saved settings: sessions
@@ -1300,11 +1302,16 @@ pub(crate) struct Host {
     commands: Commands,
     fault: Option<String>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// Withdraws the setup code file once setup is done.
+    setup_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
+            s.abort();
+        }
+        if let Some(s) = self.setup_watch.take() {
             s.abort();
         }
     }
@@ -1342,6 +1349,7 @@ async fn build(w: &Wiring<'_>) -> Host {
         commands: Commands::default(),
         fault: None,
         server: None,
+        setup_watch: None,
     };
     let appliance = Arc::new(
         DaemonAppliance::new(
@@ -1402,6 +1410,9 @@ async fn build(w: &Wiring<'_>) -> Host {
         if let Some(p) = w.events {
             p.send(json!({"type": "webui", "setup_code": code, "listen": listen.to_string()}));
         }
+        if let Some(dir) = w.runtime_dir {
+            host.setup_watch = Some(offer_setup_code(dir, &ui, &code, scheme, listen));
+        }
     }
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -1423,6 +1434,32 @@ async fn build(w: &Wiring<'_>) -> Host {
         }
     }));
     host
+}
+
+/// Leaves the setup code in the runtime directory for the console, and removes it once
+/// setup is done.
+fn offer_setup_code(
+    dir: &Path,
+    ui: &WebUi<DaemonAppliance>,
+    code: &str,
+    scheme: &str,
+    listen: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<()> {
+    use crate::system::runtime_dir::{SETUP_CODE_FILE, remove, setup_code_json, write_atomic};
+    if let Err(e) = write_atomic(dir, SETUP_CODE_FILE, &setup_code_json(code, scheme, listen)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot leave the setup code for the console");
+    }
+    let dir = dir.to_owned();
+    let ui = ui.clone();
+    tokio::spawn(async move {
+        ui.setup_finished().await;
+        match remove(&dir, SETUP_CODE_FILE) {
+            Ok(()) => tracing::info!("setup done: the setup code is withdrawn"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the setup code")
+            }
+        }
+    })
 }
 
 /// Connects the web UI to one start of the daemon's tasks: builds the server the first

@@ -355,6 +355,72 @@ fn kill_9_leaves_contacts_as_they_were_and_failsafe_releases_them() {
     }
 }
 
+/// A settings file edited by hand after the daemon started (now invalid) cannot leave a
+/// contact closed after a crash: the daemon remembered its pins in the state directory,
+/// and `eewgate failsafe` releases those.
+#[test]
+fn failsafe_releases_the_remembered_pins_when_the_settings_became_invalid() {
+    let dir = scratch("kill9-invalid");
+    let pins = dir.join("pins.json");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let state_s = state.to_str().unwrap();
+    let cfg = config_with(
+        &dir,
+        &format!("sim_state_file = {:?}\n", pins.to_string_lossy()),
+    );
+    let (child, rx) = start_with(&cfg, &[("STATE_DIRECTORY", state_s)]);
+    let mut child = KillOnDrop(child);
+    let mut lines = Vec::new();
+    until(&rx, &mut lines, Duration::from_secs(20), |seen| {
+        pin_levels(seen, 13).last().is_some_and(|(_, l)| *l)
+    });
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert!(
+        sim_levels(&pins).contains(&(13, true)),
+        "killed with contact 3 closed"
+    );
+
+    std::fs::write(&cfg, "[site]\nlat = \"north\"\n").unwrap();
+    let failsafe = |env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_eewgate"))
+            .args(["failsafe", "--config"])
+            .arg(&cfg)
+            .env_remove("STATE_DIRECTORY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    // Without the remembered pins it can only refuse (and the contact stays closed).
+    let out = failsafe(&[]);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(sim_levels(&pins).contains(&(13, true)));
+    // With them (systemd sets STATE_DIRECTORY for ExecStopPost too), all are released.
+    let out = failsafe(&[("STATE_DIRECTORY", state_s)]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("site.lat"),
+        "the problem is named: {stderr}"
+    );
+    let released: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let relay3 = released.iter().find(|v| v["output"] == "relay:3").unwrap();
+    assert_eq!(relay3["from"], "remembered", "{released:?}");
+    assert_eq!(relay3["was"], true, "{released:?}");
+    let after = sim_levels(&pins);
+    for (pin, level) in [(5, false), (6, true), (13, false)] {
+        assert!(
+            after.contains(&(pin, level)),
+            "pin {pin} released: {after:?}"
+        );
+    }
+}
+
 /// A feedback contact that does not follow faults its relay: a fault line, the LED's
 /// internal-fault pattern once the alert is over, and `ok = false` in history.
 #[test]

@@ -23,6 +23,8 @@ mod connection;
 mod discovery;
 mod model;
 mod payload;
+// The health document is also written to the runtime directory (`system::runtime_dir`).
+pub(crate) use payload::health as health_document;
 mod publisher;
 #[cfg(test)]
 mod tests;

@@ -4,5 +4,6 @@ pub mod clock;
 pub mod http;
 pub mod logring;
 pub mod notify;
+pub mod runtime_dir;
 pub mod timesync;
 pub mod watchdog;
