@@ -1352,9 +1352,13 @@ impl Core {
             return;
         }
         self.last_time_check = Some(Instant::now());
-        let kernel = timesync::kernel_time().ok();
-        let (fault, detail) =
-            timesync::assess(kernel.as_ref(), self.upstream_offset_ms, &self.time_cfg);
+        let read = timesync::kernel_time().map_err(|e| e.to_string());
+        let (fault, detail) = timesync::assess(
+            read.as_ref().map_err(String::as_str),
+            self.upstream_offset_ms,
+            &self.time_cfg,
+        );
+        let kernel = read.ok();
         let offset = self.upstream_offset_ms;
         let changed = self.status.send_if_modified(|s| {
             let new = crate::status::TimeStatus {

@@ -15,7 +15,11 @@ fn main() -> ExitCode {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    // Colour only for a person at a terminal: the journal (and a log file) would keep the
+    // escape codes as text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
         .with_writer(writer)
         .with_filter(
             tracing_subscriber::EnvFilter::try_from_env("EEWGATE_LOG")

@@ -1492,3 +1492,30 @@ fn kill9_loses_nothing_acknowledged() {
         assert!(counts.telegrams >= acked.len() as u64);
     });
 }
+
+/// What the other tasks record on their own way out, just after the shutdown began, is
+/// still written (they stop at the same cancel as the writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_sent_as_the_daemon_stops_are_kept() {
+    let store = Store::open(&db_path("writer-linger")).await.unwrap();
+    let (writer, task) = HistoryWriter::new(store.clone(), WriterOptions::default());
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(task.run(cancel.clone()));
+    cancel.cancel();
+    // The writer has seen the cancel by now and waits for the last records.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let ack = writer
+        .try_send_acked(Record::Telegram(accepted(0, "last-words")))
+        .expect("still accepted while the writer lingers");
+    let id = ack.stored().await.unwrap();
+    running.await.unwrap();
+    assert_eq!(
+        store.telegram(id).await.unwrap().unwrap().link,
+        "last-words"
+    );
+    // Once it has stopped, sends are refused (and counted).
+    assert_eq!(
+        writer.try_send(Record::Telegram(accepted(1, "too-late"))),
+        Err(NotQueued::Closed)
+    );
+}

@@ -329,9 +329,16 @@ pub struct HistoryTask {
     lost_reported: u64,
 }
 
+/// After a cancel, the writer stops once no record has come for this long…
+pub const SHUTDOWN_QUIET: Duration = Duration::from_millis(150);
+/// …and in any case this long after the cancel (well inside the shutdown bound).
+pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
+
 impl HistoryTask {
     /// Commits batches until every [`HistoryWriter`] is gone or `cancel` fires; on
-    /// cancel, what is already queued is still written (later sends are dropped).
+    /// cancel, what is already queued is still written, and so is what the other tasks
+    /// record on their own way out (until [`SHUTDOWN_QUIET`] passes without a record, at
+    /// most [`SHUTDOWN_LINGER`]); only later sends are dropped.
     /// Never fails: storage errors degrade [`StoreHealth`].
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut batch = Vec::with_capacity(self.max_batch);
@@ -346,10 +353,26 @@ impl HistoryTask {
             }
             self.write(&mut batch).await;
         }
+        // The tasks stop at the same cancel and record their last evidence as they go.
+        let linger = tokio::time::Instant::now() + SHUTDOWN_LINGER;
+        loop {
+            let quiet = (tokio::time::Instant::now() + SHUTDOWN_QUIET).min(linger);
+            match tokio::time::timeout_at(quiet, self.rx.recv_many(&mut batch, self.max_batch))
+                .await
+            {
+                Ok(0) => return self.stopped(),
+                Ok(_) => self.write(&mut batch).await,
+                Err(_) => break,
+            }
+        }
         self.rx.close();
         while self.rx.recv_many(&mut batch, self.max_batch).await > 0 {
             self.write(&mut batch).await;
         }
+        self.stopped();
+    }
+
+    fn stopped(&self) {
         tracing::debug!(
             written = self.shared.written.load(Ordering::Relaxed),
             "history writer stopped"

@@ -67,27 +67,42 @@ pub fn since_last_sync() -> Option<Duration> {
 /// healthy clock sees 0 … ~2000 ms; below `-max_offset_ms` the local clock is behind,
 /// above `max_offset_ms + 3000` it is ahead (or delivery is badly late — either way the
 /// countdowns are wrong).
+///
+/// `kernel` is the kernel's state, or why it could not be read: with `require_sync` an
+/// unreadable state is a fault too (a system-call filter that denies the read must not
+/// hide an unsynchronised clock).
 pub fn assess(
-    kernel: Option<&KernelTime>,
+    kernel: Result<&KernelTime, &str>,
     upstream_offset_ms: Option<i64>,
     cfg: &TimeConfig,
 ) -> (bool, Option<String>) {
     let limit_ms = i64::from(cfg.max_offset_ms);
-    if let Some(k) = kernel {
-        if cfg.require_sync && !k.synchronised {
-            return (
-                true,
-                Some("the kernel reports the clock unsynchronised (no NTP sync)".to_owned()),
-            );
-        }
-        if cfg.require_sync && k.est_error_us > limit_ms * 1000 {
+    match kernel {
+        Err(why) if cfg.require_sync => {
             return (
                 true,
                 Some(format!(
-                    "the kernel's estimated clock error is {} ms (limit {limit_ms} ms)",
-                    k.est_error_us / 1000
+                    "cannot read the kernel's clock state ({why}): synchronisation is unknown"
                 )),
             );
+        }
+        Err(_) => {}
+        Ok(k) => {
+            if cfg.require_sync && !k.synchronised {
+                return (
+                    true,
+                    Some("the kernel reports the clock unsynchronised (no NTP sync)".to_owned()),
+                );
+            }
+            if cfg.require_sync && k.est_error_us > limit_ms * 1000 {
+                return (
+                    true,
+                    Some(format!(
+                        "the kernel's estimated clock error is {} ms (limit {limit_ms} ms)",
+                        k.est_error_us / 1000
+                    )),
+                );
+            }
         }
     }
     match upstream_offset_ms {
@@ -127,18 +142,22 @@ mod tests {
             est_error_us: 2_000,
             max_error_us: 20_000,
         };
-        assert_eq!(assess(Some(&good), Some(400), &cfg()), (false, None));
+        assert_eq!(assess(Ok(&good), Some(400), &cfg()), (false, None));
         let unsync = KernelTime {
             synchronised: false,
             ..good
         };
-        assert!(assess(Some(&unsync), None, &cfg()).0);
+        assert!(assess(Ok(&unsync), None, &cfg()).0);
         let mut lax = cfg();
         lax.require_sync = false;
-        assert!(!assess(Some(&unsync), None, &lax).0);
-        assert!(assess(Some(&good), Some(-1500), &cfg()).0);
-        assert!(assess(Some(&good), Some(4500), &cfg()).0);
-        assert!(!assess(None, Some(1800), &cfg()).0);
+        assert!(!assess(Ok(&unsync), None, &lax).0);
+        assert!(assess(Ok(&good), Some(-1500), &cfg()).0);
+        assert!(assess(Ok(&good), Some(4500), &cfg()).0);
+        // An unreadable kernel state is a fault where sync is required, not otherwise.
+        let denied = assess(Err("Operation not permitted"), Some(1800), &cfg());
+        assert!(denied.0);
+        assert!(denied.1.unwrap().contains("Operation not permitted"));
+        assert!(!assess(Err("Operation not permitted"), Some(1800), &lax).0);
     }
 
     #[cfg(target_os = "linux")]
