@@ -105,12 +105,7 @@ pub struct FailsafeArgs {
 
 /// The state directory: the flag, else the first of systemd's `$STATE_DIRECTORY`.
 pub(crate) fn state_dir(flag: Option<&std::path::Path>) -> Option<PathBuf> {
-    if let Some(p) = flag {
-        return Some(p.to_owned());
-    }
-    let env = std::env::var_os("STATE_DIRECTORY")?;
-    let first = env.to_string_lossy().split(':').next()?.to_owned();
-    (!first.is_empty()).then(|| PathBuf::from(first))
+    crate::system::runtime_dir::systemd_dir(flag, "STATE_DIRECTORY")
 }
 
 /// Releases every relay contact the settings name and every one the daemon last drove:

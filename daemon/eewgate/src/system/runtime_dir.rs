@@ -30,7 +30,14 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// The directory to use: `--runtime-dir`, else the first of systemd's
 /// `$RUNTIME_DIRECTORY` (colon-separated when a unit names several).
 pub fn resolve(flag: Option<&Path>) -> Option<PathBuf> {
-    resolve_from(flag, std::env::var_os("RUNTIME_DIRECTORY"))
+    systemd_dir(flag, "RUNTIME_DIRECTORY")
+}
+
+/// A directory systemd hands a unit (`RUNTIME_DIRECTORY`, `STATE_DIRECTORY`, …): the
+/// flag when given, else the first entry of `var` (colon-separated when a unit names
+/// several).
+pub fn systemd_dir(flag: Option<&Path>, var: &str) -> Option<PathBuf> {
+    resolve_from(flag, std::env::var_os(var))
 }
 
 fn resolve_from(flag: Option<&Path>, env: Option<std::ffi::OsString>) -> Option<PathBuf> {
